@@ -1,0 +1,363 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::event::CircuitEvent;
+use super::window::MAX_COUNT_WINDOW;
+use crate::config::{Check, ConfigError};
+use crate::event::Emitter;
+
+/// The window over which failure and slow-call rates are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlidingWindow {
+    /// The last `size` calls. A new call pushes out the oldest one.
+    Count {
+        /// How many calls the window holds (1 to 1 000 000).
+        size: u32,
+    },
+    /// The calls of the last `size` of time, counted in `buckets` buckets of
+    /// equal length; a whole bucket leaves the window at once.
+    Time {
+        /// How much time the window covers.
+        size: Duration,
+        /// How many buckets it is cut into (1 to 1 000).
+        buckets: u32,
+    },
+}
+
+impl SlidingWindow {
+    /// The last `size` calls.
+    pub fn count(size: u32) -> Self {
+        SlidingWindow::Count { size }
+    }
+
+    /// The calls of the last `size`, in 10 buckets.
+    pub fn time(size: Duration) -> Self {
+        SlidingWindow::Time { size, buckets: 10 }
+    }
+
+    /// The calls of the last `size`, in `buckets` buckets.
+    pub fn time_buckets(size: Duration, buckets: u32) -> Self {
+        SlidingWindow::Time { size, buckets }
+    }
+}
+
+/// How long the breaker stays open before it lets probes through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum OpenDuration {
+    /// The same time after every trip.
+    Fixed(Duration),
+    /// `base` after the first trip, multiplied by `multiplier` after each
+    /// failed probe, never more than `max`; each period is shortened by a
+    /// random fraction of at most `jitter` so that many breakers that tripped
+    /// together do not all probe at the same instant. A successful probe
+    /// closes the breaker and starts the sequence again.
+    Exponential {
+        /// The first open period.
+        base: Duration,
+        /// The longest open period.
+        max: Duration,
+        /// Growth per failed probe; at least 1.
+        multiplier: f64,
+        /// The largest fraction, in [0, 1], by which a period is shortened.
+        jitter: f64,
+    },
+}
+
+impl OpenDuration {
+    /// The same time after every trip.
+    pub fn fixed(duration: Duration) -> Self {
+        OpenDuration::Fixed(duration)
+    }
+
+    /// From `base`, doubling after each failed probe up to `max`, with a
+    /// jitter of 0.2.
+    pub fn exponential(base: Duration, max: Duration) -> Self {
+        OpenDuration::Exponential {
+            base,
+            max,
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
+    }
+
+    /// Sets the multiplier of an exponential duration; no effect on a fixed one.
+    pub fn multiplier(mut self, value: f64) -> Self {
+        if let OpenDuration::Exponential { multiplier, .. } = &mut self {
+            *multiplier = value;
+        }
+        self
+    }
+
+    /// Sets the jitter of an exponential duration; no effect on a fixed one.
+    pub fn jitter(mut self, value: f64) -> Self {
+        if let OpenDuration::Exponential { jitter, .. } = &mut self {
+            *jitter = value;
+        }
+        self
+    }
+
+    /// The open period after `trips` consecutive trips (1 for the first),
+    /// with `unit` a random number in [0, 1) for the jitter.
+    pub(crate) fn period(&self, trips: u32, unit: f64) -> Duration {
+        match *self {
+            OpenDuration::Fixed(d) => d,
+            OpenDuration::Exponential {
+                base,
+                max,
+                multiplier,
+                jitter,
+            } => {
+                let exponent = i32::try_from(trips.saturating_sub(1)).unwrap_or(i32::MAX);
+                let nominal =
+                    (base.as_secs_f64() * multiplier.powi(exponent)).min(max.as_secs_f64());
+                // Validated fields keep this finite and non-negative; a `max`
+                // near `Duration::MAX` may not survive the round trip to f64.
+                Duration::try_from_secs_f64(nominal * (1.0 - jitter * unit)).unwrap_or(max)
+            }
+        }
+    }
+}
+
+/// Configuration of a [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
+///
+/// Every field has a documented default; set what you need with the by-value
+/// setters. Values are checked when the layer is built
+/// ([`CircuitBreakerLayer::new`](super::CircuitBreakerLayer::new)), and a bad
+/// one is a [`ConfigError`] naming the field.
+///
+/// The breaker trips (goes from Closed to Open) when any enabled policy says so:
+///
+/// - **failure rate**: failures / calls in the window reach
+///   `failure_rate_threshold`, once the window holds `minimum_calls` calls;
+/// - **slow-call rate** (when `slow_call_duration` is set): calls slower than
+///   it / calls reach `slow_call_rate_threshold`, with the same minimum;
+/// - **consecutive failures** (when set): that many failures in a row.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bulwark::circuit_breaker::{
+///     CircuitBreakerConfig, CircuitBreakerLayer, OpenDuration, SlidingWindow,
+/// };
+///
+/// let config = CircuitBreakerConfig::default()
+///     .service("users")
+///     .sliding_window(SlidingWindow::time(Duration::from_secs(30)))
+///     .minimum_calls(50)
+///     .failure_rate_threshold(0.25)
+///     .slow_call_duration(Duration::from_millis(500))
+///     .consecutive_failures(10)
+///     .open_duration(OpenDuration::exponential(Duration::from_secs(1), Duration::from_secs(30)))
+///     .half_open_probes(2);
+/// let layer = CircuitBreakerLayer::new(config)?;
+/// # let _ = layer;
+/// # Ok::<_, tower_bulwark::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct CircuitBreakerConfig {
+    /// The `service` label of the metrics and the name in events.
+    /// Default: `"default"`.
+    pub service: String,
+    /// Default: the last 100 calls.
+    pub sliding_window: SlidingWindow,
+    /// Calls the window must hold before a rate is judged. Default: 20.
+    pub minimum_calls: u32,
+    /// Failure rate in (0, 1] at which the breaker trips. Default: 0.5.
+    pub failure_rate_threshold: f64,
+    /// Calls that take longer than this are slow. Default: `None` (slow
+    /// calls are not tracked, and no clock is read while closed).
+    pub slow_call_duration: Option<Duration>,
+    /// Slow-call rate in (0, 1] at which the breaker trips. Default: 1.0.
+    pub slow_call_rate_threshold: f64,
+    /// Trip after this many failures in a row, whatever the rate.
+    /// Default: `None`.
+    pub consecutive_failures: Option<u32>,
+    /// Default: exponential from 5 s to 60 s, doubling, jitter 0.2.
+    pub open_duration: OpenDuration,
+    /// Probes allowed in flight while half-open; this many successes close
+    /// the breaker, and one failure opens it again. Default: 1.
+    pub half_open_probes: u32,
+    pub(crate) events: Emitter<CircuitEvent>,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            service: "default".to_owned(),
+            sliding_window: SlidingWindow::count(100),
+            minimum_calls: 20,
+            failure_rate_threshold: 0.5,
+            slow_call_duration: None,
+            slow_call_rate_threshold: 1.0,
+            consecutive_failures: None,
+            open_duration: OpenDuration::exponential(
+                Duration::from_secs(5),
+                Duration::from_secs(60),
+            ),
+            half_open_probes: 1,
+            events: Emitter::none(),
+        }
+    }
+}
+
+impl CircuitBreakerConfig {
+    /// Sets [`service`](Self::service).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
+    /// Sets [`sliding_window`](Self::sliding_window).
+    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
+        self.sliding_window = window;
+        self
+    }
+
+    /// Sets [`minimum_calls`](Self::minimum_calls).
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.minimum_calls = calls;
+        self
+    }
+
+    /// Sets [`failure_rate_threshold`](Self::failure_rate_threshold).
+    pub fn failure_rate_threshold(mut self, rate: f64) -> Self {
+        self.failure_rate_threshold = rate;
+        self
+    }
+
+    /// Sets [`slow_call_duration`](Self::slow_call_duration), which enables
+    /// the slow-call policy.
+    pub fn slow_call_duration(mut self, duration: Duration) -> Self {
+        self.slow_call_duration = Some(duration);
+        self
+    }
+
+    /// Sets [`slow_call_rate_threshold`](Self::slow_call_rate_threshold).
+    pub fn slow_call_rate_threshold(mut self, rate: f64) -> Self {
+        self.slow_call_rate_threshold = rate;
+        self
+    }
+
+    /// Sets [`consecutive_failures`](Self::consecutive_failures).
+    pub fn consecutive_failures(mut self, failures: u32) -> Self {
+        self.consecutive_failures = Some(failures);
+        self
+    }
+
+    /// Sets [`open_duration`](Self::open_duration).
+    pub fn open_duration(mut self, duration: OpenDuration) -> Self {
+        self.open_duration = duration;
+        self
+    }
+
+    /// Sets [`half_open_probes`](Self::half_open_probes).
+    pub fn half_open_probes(mut self, probes: u32) -> Self {
+        self.half_open_probes = probes;
+        self
+    }
+
+    /// Calls `callback` with every [`CircuitEvent`]: state transitions and
+    /// rejected calls. See [`crate::event`] for when it runs. Without a
+    /// callback, events cost nothing.
+    pub fn on_event(mut self, callback: impl Fn(&CircuitEvent) + Send + Sync + 'static) -> Self {
+        self.events = Emitter::new(callback);
+        self
+    }
+
+    /// Checks every field; the first bad one is the error.
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        let check = Check::layer("circuit breaker");
+        match self.sliding_window {
+            SlidingWindow::Count { size } => {
+                check.nonzero("sliding_window.size", size.into())?;
+                check.at_most("sliding_window.size", size.into(), MAX_COUNT_WINDOW)?;
+            }
+            SlidingWindow::Time { size, buckets } => {
+                check.duration("sliding_window.size", size)?;
+                check.nonzero("sliding_window.buckets", buckets.into())?;
+                check.at_most("sliding_window.buckets", buckets.into(), 1_000)?;
+            }
+        }
+        check.nonzero("minimum_calls", self.minimum_calls.into())?;
+        if let SlidingWindow::Count { size } = self.sliding_window {
+            check.at_most("minimum_calls", self.minimum_calls.into(), size.into())?;
+        }
+        check.rate("failure_rate_threshold", self.failure_rate_threshold)?;
+        check.rate("slow_call_rate_threshold", self.slow_call_rate_threshold)?;
+        if let Some(d) = self.slow_call_duration {
+            check.duration("slow_call_duration", d)?;
+        }
+        if let Some(n) = self.consecutive_failures {
+            check.nonzero("consecutive_failures", n.into())?;
+        }
+        match self.open_duration {
+            OpenDuration::Fixed(d) => check.duration("open_duration", d)?,
+            OpenDuration::Exponential {
+                base,
+                max,
+                multiplier,
+                jitter,
+            } => {
+                check.duration("open_duration.base", base)?;
+                check.not_smaller("open_duration.max", max, "open_duration.base", base)?;
+                check.not_smaller("open_duration.multiplier", multiplier, "1.0", 1.0)?;
+                check.ratio("open_duration.jitter", jitter)?;
+            }
+        }
+        check.nonzero("half_open_probes", self.half_open_probes.into())?;
+        check.at_most(
+            "half_open_probes",
+            self.half_open_probes.into(),
+            u16::MAX.into(),
+        )?;
+        Ok(Settings {
+            service: Arc::from(self.service.as_str()),
+            window: self.sliding_window,
+            minimum_calls: u64::from(self.minimum_calls),
+            failure_rate: self.failure_rate_threshold,
+            slow_call_duration: self.slow_call_duration,
+            slow_call_rate: self.slow_call_rate_threshold,
+            consecutive_failures: self.consecutive_failures,
+            open_duration: self.open_duration,
+            half_open_probes: self.half_open_probes,
+            events: self.events.clone(),
+        })
+    }
+}
+
+impl fmt::Debug for CircuitBreakerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerConfig")
+            .field("service", &self.service)
+            .field("sliding_window", &self.sliding_window)
+            .field("minimum_calls", &self.minimum_calls)
+            .field("failure_rate_threshold", &self.failure_rate_threshold)
+            .field("slow_call_duration", &self.slow_call_duration)
+            .field("slow_call_rate_threshold", &self.slow_call_rate_threshold)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("open_duration", &self.open_duration)
+            .field("half_open_probes", &self.half_open_probes)
+            .field("on_event", &self.events)
+            .finish()
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) service: Arc<str>,
+    pub(crate) window: SlidingWindow,
+    pub(crate) minimum_calls: u64,
+    pub(crate) failure_rate: f64,
+    pub(crate) slow_call_duration: Option<Duration>,
+    pub(crate) slow_call_rate: f64,
+    pub(crate) consecutive_failures: Option<u32>,
+    pub(crate) open_duration: OpenDuration,
+    pub(crate) half_open_probes: u32,
+    pub(crate) events: Emitter<CircuitEvent>,
+}

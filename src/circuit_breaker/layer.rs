@@ -1,0 +1,77 @@
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::state::Breaker;
+use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerHandle};
+use crate::classify::DefaultClassifier;
+use crate::config::ConfigError;
+use crate::fallback::{NoFallback, WithFallback};
+
+/// Applies a [`CircuitBreaker`] to services. See the [module docs](super).
+///
+/// The breaker's state is created with the layer: every service this layer
+/// wraps, and every clone of those, shares that one breaker. Build one layer
+/// per downstream service you want to protect separately.
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerLayer<C = DefaultClassifier, F = NoFallback> {
+    breaker: Arc<Breaker>,
+    classifier: C,
+    fallback: F,
+}
+
+impl CircuitBreakerLayer {
+    /// A layer with the breaker `config` describes; `Err` is a failure
+    /// ([`DefaultClassifier`]) and rejected calls fail with
+    /// [`CircuitOpen`](super::error::CircuitOpen).
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field of `config`, as a [`ConfigError`].
+    pub fn new(config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
+        Ok(CircuitBreakerLayer {
+            breaker: Arc::new(Breaker::new(config.validate()?)),
+            classifier: DefaultClassifier,
+            fallback: NoFallback,
+        })
+    }
+}
+
+impl<C, F> CircuitBreakerLayer<C, F> {
+    /// Judges results with `classifier` (see [`crate::classify`]).
+    pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2, F> {
+        CircuitBreakerLayer {
+            breaker: self.breaker,
+            classifier,
+            fallback: self.fallback,
+        }
+    }
+
+    /// Sends rejected calls to `fallback` instead of failing them (see
+    /// [`crate::fallback`]).
+    pub fn fallback<G>(self, fallback: G) -> CircuitBreakerLayer<C, WithFallback<G>> {
+        CircuitBreakerLayer {
+            breaker: self.breaker,
+            classifier: self.classifier,
+            fallback: WithFallback::new(fallback),
+        }
+    }
+
+    /// A handle to read and steer the breaker this layer shares.
+    pub fn handle(&self) -> CircuitBreakerHandle {
+        CircuitBreakerHandle::new(self.breaker.clone())
+    }
+}
+
+impl<S, C: Clone, F: Clone> Layer<S> for CircuitBreakerLayer<C, F> {
+    type Service = CircuitBreaker<S, C, F>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::from_parts(
+            inner,
+            self.breaker.clone(),
+            self.classifier.clone(),
+            self.fallback.clone(),
+        )
+    }
+}

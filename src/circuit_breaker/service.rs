@@ -1,0 +1,185 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tower_service::Service;
+
+use super::error::CircuitOpen;
+use super::future::ResponseFuture;
+use super::state::{Breaker, Permit};
+use super::{CircuitBreakerConfig, CircuitBreakerHandle};
+use crate::BoxError;
+use crate::classify::{Classify, DefaultClassifier, Outcome};
+use crate::config::ConfigError;
+use crate::fallback::{Fallback, NoFallback};
+
+/// Stops calling a failing service. See the [module docs](super).
+///
+/// Clones share one breaker (the `Arc` made by the layer); a clone never
+/// inherits the reservation that `poll_ready` made on the original.
+#[derive(Debug)]
+pub struct CircuitBreaker<S, C = DefaultClassifier, F = NoFallback> {
+    inner: S,
+    classifier: C,
+    fallback: F,
+    reservation: Reservation,
+}
+
+impl<S> CircuitBreaker<S> {
+    /// Wraps `inner` with a breaker of its own, configured by `config`.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field of `config`, as a [`ConfigError`].
+    pub fn new(inner: S, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
+        let breaker = Arc::new(Breaker::new(config.validate()?));
+        Ok(CircuitBreaker::from_parts(
+            inner,
+            breaker,
+            DefaultClassifier,
+            NoFallback,
+        ))
+    }
+}
+
+impl<S, C, F> CircuitBreaker<S, C, F> {
+    pub(crate) fn from_parts(inner: S, breaker: Arc<Breaker>, classifier: C, fallback: F) -> Self {
+        CircuitBreaker {
+            inner,
+            classifier,
+            fallback,
+            reservation: Reservation::new(breaker),
+        }
+    }
+
+    /// A handle to read and steer the shared breaker.
+    pub fn handle(&self) -> CircuitBreakerHandle {
+        CircuitBreakerHandle::new(self.reservation.breaker.clone())
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service. A reservation made by
+    /// `poll_ready` is given back.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C: Clone, F: Clone> Clone for CircuitBreaker<S, C, F> {
+    fn clone(&self) -> Self {
+        CircuitBreaker {
+            inner: self.inner.clone(),
+            classifier: self.classifier.clone(),
+            fallback: self.fallback.clone(),
+            reservation: Reservation::new(self.reservation.breaker.clone()),
+        }
+    }
+}
+
+impl<S, C, F, Req> Service<Req> for CircuitBreaker<S, C, F>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error> + Clone,
+    F: Fallback<Req, S::Response>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, F::Future>;
+
+    /// Decides admission and reserves it: a probe slot while half-open.
+    /// A rejected call is ready at once (fail fast), or when the fallback is.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let Reservation { breaker, permit } = &mut self.reservation;
+        let permit = *permit.get_or_insert_with(|| breaker.acquire(Instant::now));
+        let ready = match permit {
+            Permit::Rejected { .. } => self.fallback.poll_ready(cx),
+            _ => self.inner.poll_ready(cx).map_err(Into::into),
+        };
+        if let Poll::Ready(Err(_)) = ready {
+            self.reservation.give_back();
+        }
+        ready
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let breaker = &self.reservation.breaker;
+        // Without a prior `poll_ready` (a broken contract) decide now rather
+        // than panic.
+        let permit = self
+            .reservation
+            .permit
+            .take()
+            .unwrap_or_else(|| breaker.acquire(Instant::now));
+        match permit {
+            Permit::Rejected { retry_after } => {
+                breaker.on_rejected(retry_after);
+                ResponseFuture::rejected(self.fallback.call(req, CircuitOpen::new(retry_after)))
+            }
+            permit => {
+                let start = breaker.times_calls().then(Instant::now);
+                let mut reservation = Reservation::new(breaker.clone());
+                reservation.permit = Some(permit);
+                ResponseFuture::called(
+                    self.inner.call(req),
+                    self.classifier.clone(),
+                    reservation,
+                    start,
+                )
+            }
+        }
+    }
+}
+
+/// A permit, and the breaker it came from. Dropped unused (a service dropped
+/// after `poll_ready`, a response future dropped before completion), it is
+/// given back: a probe slot is freed and nothing is counted.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    breaker: Arc<Breaker>,
+    permit: Option<Permit>,
+}
+
+impl Reservation {
+    fn new(breaker: Arc<Breaker>) -> Self {
+        Reservation {
+            breaker,
+            permit: None,
+        }
+    }
+
+    fn give_back(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.release(permit);
+        }
+    }
+
+    /// Records the outcome of the call this reservation let through.
+    #[inline]
+    pub(crate) fn complete(&mut self, outcome: Outcome, start: Option<Instant>) {
+        if let Some(permit) = self.permit.take() {
+            let now = self.breaker.needs_clock().then(Instant::now);
+            let elapsed = start
+                .zip(now)
+                .map(|(start, now)| now.saturating_duration_since(start));
+            self.breaker.complete(permit, outcome, elapsed, now);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}

@@ -1,0 +1,499 @@
+//! The breaker's state machine, apart from the `Service` plumbing.
+//!
+//! Every decision is a method that takes the time it needs as an argument,
+//! so the logic is exercised directly by tests on a paused clock.
+//!
+//! Concurrency: the success path (admit a call while closed, record its
+//! outcome) only touches atomics. State transitions are rare and take a
+//! mutex, so that the fields describing the new state (end of the open
+//! period, probe counters, cleared window) are all in place before the new
+//! state word is published with `Release`; readers load the word with
+//! `Acquire` and so see them.
+//!
+//! Every transition bumps a generation number kept in the state word, and
+//! each permit remembers the generation it was issued in. An outcome that
+//! arrives after the state moved on is discarded instead of being counted in
+//! a window or probe round it does not belong to.
+
+use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::config::{OpenDuration, Settings, SlidingWindow};
+use super::event::{CircuitEvent, CircuitState, TransitionReason};
+use super::window::{CountWindow, TimeWindow, Totals, Window, outcome_bits};
+use crate::classify::Outcome;
+use crate::telemetry::{Counter, Gauge, Scope};
+
+const CODE_BITS: u32 = 3;
+const CODE_MASK: u64 = (1 << CODE_BITS) - 1;
+
+fn code(state: CircuitState) -> u64 {
+    match state {
+        CircuitState::Closed => 0,
+        CircuitState::Open => 1,
+        CircuitState::HalfOpen => 2,
+        CircuitState::ForcedOpen => 3,
+        CircuitState::ForcedClosed => 4,
+        CircuitState::Disabled => 5,
+    }
+}
+
+fn decode(word: u64) -> CircuitState {
+    match word & CODE_MASK {
+        0 => CircuitState::Closed,
+        1 => CircuitState::Open,
+        2 => CircuitState::HalfOpen,
+        3 => CircuitState::ForcedOpen,
+        4 => CircuitState::ForcedClosed,
+        _ => CircuitState::Disabled,
+    }
+}
+
+fn generation(word: u64) -> u64 {
+    word >> CODE_BITS
+}
+
+/// What the breaker decided for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Permit {
+    /// Closed (or forced closed) in generation `epoch`: the outcome is recorded.
+    Record { epoch: u64 },
+    /// A half-open probe of generation `epoch`; it holds a probe slot.
+    Probe { epoch: u64 },
+    /// Disabled: the call goes through and nothing is recorded.
+    Untracked,
+    /// The call must not reach the inner service.
+    Rejected { retry_after: Option<Duration> },
+}
+
+// The probe word: generation (low 32 bits) | successes (16) | in flight (16).
+const PROBE_GEN_SHIFT: u32 = 32;
+const PROBE_SUCCESS_SHIFT: u32 = 16;
+const PROBE_FIELD: u64 = 0xffff;
+
+fn probe_tag(epoch: u64) -> u64 {
+    (epoch & 0xffff_ffff) << PROBE_GEN_SHIFT
+}
+
+/// Figures of a breaker at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct CircuitSnapshot {
+    /// The current state.
+    pub state: CircuitState,
+    /// Calls in the sliding window.
+    pub calls: u64,
+    /// Failures among them.
+    pub failures: u64,
+    /// Slow calls among them (0 unless a slow-call duration is set).
+    pub slow_calls: u64,
+    /// Failures in a row, up to the last recorded call.
+    pub consecutive_failures: u64,
+    /// While open: time until the next probe may go through.
+    pub retry_after: Option<Duration>,
+}
+
+impl CircuitSnapshot {
+    /// Failures / calls in the window; `None` while it is empty.
+    pub fn failure_rate(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.failures as f64 / self.calls as f64)
+    }
+
+    /// Slow calls / calls in the window; `None` while it is empty.
+    pub fn slow_call_rate(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.slow_calls as f64 / self.calls as f64)
+    }
+}
+
+#[derive(Debug)]
+struct BreakerMetrics {
+    scope: Scope,
+    state: Gauge,
+    rejected: Counter,
+    // Indexed by `outcome_index`.
+    calls: [Counter; 3],
+    slow: Counter,
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Success => 0,
+        Outcome::Failure => 1,
+        Outcome::Ignored => 2,
+    }
+}
+
+impl BreakerMetrics {
+    fn new(scope: Scope) -> Self {
+        let calls = [Outcome::Success, Outcome::Failure, Outcome::Ignored]
+            .map(|o| scope.counter("bulwark_circuit_calls_total", &[("outcome", o.as_str())]));
+        let metrics = BreakerMetrics {
+            state: scope.gauge("bulwark_circuit_state", &[]),
+            rejected: scope.counter("bulwark_circuit_rejected_total", &[]),
+            slow: scope.counter("bulwark_circuit_slow_calls_total", &[]),
+            calls,
+            scope,
+        };
+        metrics.state.set(CircuitState::Closed.gauge_value());
+        metrics
+    }
+}
+
+/// The shared state of one circuit breaker.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    settings: Settings,
+    base: Instant,
+    word: AtomicU64,
+    /// End of the open period, in nanoseconds since `base`.
+    open_until: AtomicU64,
+    probes: AtomicU64,
+    consecutive: AtomicU64,
+    window: Window,
+    needs_clock: bool,
+    /// Held while changing state; holds the number of trips in a row.
+    transition: Mutex<u32>,
+    metrics: BreakerMetrics,
+}
+
+impl Breaker {
+    pub(crate) fn new(settings: Settings) -> Self {
+        let window = match settings.window {
+            SlidingWindow::Count { size } => Window::Count(CountWindow::new(size as usize)),
+            SlidingWindow::Time { size, buckets } => {
+                Window::Time(TimeWindow::new(size, buckets as usize))
+            }
+        };
+        Breaker {
+            base: Instant::now(),
+            word: AtomicU64::new(code(CircuitState::Closed)),
+            open_until: AtomicU64::new(0),
+            probes: AtomicU64::new(0),
+            consecutive: AtomicU64::new(0),
+            needs_clock: window.needs_clock() || settings.slow_call_duration.is_some(),
+            window,
+            transition: Mutex::new(0),
+            metrics: BreakerMetrics::new(Scope::new(settings.service.clone())),
+            settings,
+        }
+    }
+
+    /// Whether a completed call must tell the time (slow-call tracking or a
+    /// time window); when not, the closed path never reads the clock.
+    #[inline]
+    pub(crate) fn needs_clock(&self) -> bool {
+        self.needs_clock
+    }
+
+    /// Whether a call must note its start time (slow-call tracking).
+    #[inline]
+    pub(crate) fn times_calls(&self) -> bool {
+        self.settings.slow_call_duration.is_some()
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn state(&self) -> CircuitState {
+        decode(self.word.load(Acquire))
+    }
+
+    /// Decides whether a call may go through. `now` is read only while open.
+    #[inline]
+    pub(crate) fn acquire(&self, mut now: impl FnMut() -> Instant) -> Permit {
+        loop {
+            let word = self.word.load(Acquire);
+            let epoch = generation(word);
+            match decode(word) {
+                CircuitState::Closed | CircuitState::ForcedClosed => {
+                    return Permit::Record { epoch };
+                }
+                CircuitState::Disabled => return Permit::Untracked,
+                CircuitState::ForcedOpen => return Permit::Rejected { retry_after: None },
+                CircuitState::HalfOpen => {
+                    return if self.try_probe(epoch) {
+                        Permit::Probe { epoch }
+                    } else {
+                        Permit::Rejected { retry_after: None }
+                    };
+                }
+                CircuitState::Open => {
+                    let at = now();
+                    let now_nanos = self.nanos(at);
+                    let until = self.open_until.load(Acquire);
+                    if now_nanos < until {
+                        return Permit::Rejected {
+                            retry_after: Some(Duration::from_nanos(until - now_nanos)),
+                        };
+                    }
+                    // Whoever wins moves the breaker to half-open; either way
+                    // look again.
+                    self.transition(
+                        Some(word),
+                        CircuitState::HalfOpen,
+                        TransitionReason::OpenElapsed,
+                        Some(at),
+                    );
+                }
+            }
+        }
+    }
+
+    fn try_probe(&self, epoch: u64) -> bool {
+        let max = u64::from(self.settings.half_open_probes);
+        self.probes
+            .fetch_update(AcqRel, Acquire, |w| {
+                (w & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(epoch) && w & PROBE_FIELD < max)
+                    .then_some(w + 1)
+            })
+            .is_ok()
+    }
+
+    /// Records the outcome of a call that went through. `elapsed` is the
+    /// call's duration when [`times_calls`](Self::times_calls); `now` is the
+    /// time of completion when [`needs_clock`](Self::needs_clock).
+    #[inline]
+    pub(crate) fn complete(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        elapsed: Option<Duration>,
+        now: Option<Instant>,
+    ) {
+        let slow = match (self.settings.slow_call_duration, elapsed) {
+            (Some(threshold), Some(elapsed)) => elapsed > threshold && outcome != Outcome::Ignored,
+            _ => false,
+        };
+        self.metrics.calls[outcome_index(outcome)].increment(1);
+        if slow {
+            self.metrics.slow.increment(1);
+        }
+        match permit {
+            Permit::Record { epoch } => self.record(epoch, outcome, slow, now),
+            Permit::Probe { epoch } => self.finish_probe(epoch, outcome, slow, now),
+            Permit::Untracked | Permit::Rejected { .. } => {}
+        }
+    }
+
+    /// Gives back a permit whose call will never complete (dropped before
+    /// completion, or never made): it counts as [`Outcome::Ignored`], and a
+    /// probe slot is freed.
+    pub(crate) fn release(&self, permit: Permit) {
+        if let Permit::Probe { epoch } = permit {
+            self.finish_probe(epoch, Outcome::Ignored, false, None);
+        }
+    }
+
+    #[inline]
+    fn record(&self, epoch: u64, outcome: Outcome, slow: bool, now: Option<Instant>) {
+        if outcome == Outcome::Ignored {
+            return;
+        }
+        let word = self.word.load(Acquire);
+        if generation(word) != epoch {
+            return;
+        }
+        let failure = outcome.is_failure();
+        let now_nanos = match (self.window.needs_clock(), now) {
+            (false, _) => 0,
+            (true, Some(at)) => self.nanos(at),
+            (true, None) => self.nanos(Instant::now()),
+        };
+        self.window.record(outcome_bits(failure, slow), now_nanos);
+        let consecutive = if failure {
+            self.consecutive.fetch_add(1, Relaxed) + 1
+        } else {
+            if self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
+            }
+            0
+        };
+        if (failure || slow) && decode(word) == CircuitState::Closed {
+            if let Some(reason) = self.trip_reason(consecutive, now_nanos) {
+                self.transition(Some(word), CircuitState::Open, reason, now);
+            }
+        }
+    }
+
+    fn trip_reason(&self, consecutive: u64, now: u64) -> Option<TransitionReason> {
+        let s = &self.settings;
+        let Totals {
+            calls,
+            failures,
+            slow,
+        } = self.window.totals(now);
+        if calls >= s.minimum_calls {
+            // Dividing keeps exact ratios exact: 3 / 10 is the same f64 as 0.3.
+            if failures as f64 / calls as f64 >= s.failure_rate {
+                return Some(TransitionReason::FailureRate);
+            }
+            if s.slow_call_duration.is_some() && slow as f64 / calls as f64 >= s.slow_call_rate {
+                return Some(TransitionReason::SlowCallRate);
+            }
+        }
+        match s.consecutive_failures {
+            Some(limit) if consecutive >= u64::from(limit) => {
+                Some(TransitionReason::ConsecutiveFailures)
+            }
+            _ => None,
+        }
+    }
+
+    fn finish_probe(&self, epoch: u64, outcome: Outcome, slow: bool, now: Option<Instant>) {
+        let success = outcome == Outcome::Success && !slow;
+        let updated = self.probes.fetch_update(AcqRel, Acquire, |w| {
+            if w & !(u64::MAX >> PROBE_GEN_SHIFT) != probe_tag(epoch) || w & PROBE_FIELD == 0 {
+                return None;
+            }
+            Some(w - 1 + if success { 1 << PROBE_SUCCESS_SHIFT } else { 0 })
+        });
+        let Ok(before) = updated else {
+            // A probe of a round that is over.
+            return;
+        };
+        let half_open = (epoch << CODE_BITS) | code(CircuitState::HalfOpen);
+        if outcome == Outcome::Failure || slow {
+            self.transition(
+                Some(half_open),
+                CircuitState::Open,
+                TransitionReason::ProbeFailed,
+                now,
+            );
+        } else if success {
+            let successes = ((before >> PROBE_SUCCESS_SHIFT) & PROBE_FIELD) + 1;
+            if successes >= u64::from(self.settings.half_open_probes) {
+                self.transition(
+                    Some(half_open),
+                    CircuitState::Closed,
+                    TransitionReason::ProbesSucceeded,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, u32> {
+        // The guarded data is a counter that is always valid; a panic in
+        // another thread cannot leave it half-written.
+        self.transition
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Moves to `to` if the state word is still `expected` (any state when
+    /// `None`). Returns whether this call made the transition.
+    fn transition(
+        &self,
+        expected: Option<u64>,
+        to: CircuitState,
+        reason: TransitionReason,
+        now: Option<Instant>,
+    ) -> bool {
+        let mut trips = self.lock();
+        let current = self.word.load(Acquire);
+        if expected.is_some_and(|e| e != current) {
+            return false;
+        }
+        let from = decode(current);
+        let epoch = generation(current) + 1;
+        match to {
+            CircuitState::Open => {
+                *trips = if from == CircuitState::HalfOpen {
+                    trips.saturating_add(1)
+                } else {
+                    1
+                };
+                let unit = match self.settings.open_duration {
+                    OpenDuration::Exponential { jitter, .. } if jitter > 0.0 => {
+                        rand::random::<f64>()
+                    }
+                    _ => 0.0,
+                };
+                let period = self.settings.open_duration.period(*trips, unit);
+                let start = self.nanos(now.unwrap_or_else(Instant::now));
+                let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+                self.open_until.store(start.saturating_add(period), Relaxed);
+            }
+            CircuitState::HalfOpen => self.probes.store(probe_tag(epoch), Relaxed),
+            CircuitState::Closed => {
+                self.window.reset();
+                self.consecutive.store(0, Relaxed);
+                *trips = 0;
+            }
+            CircuitState::ForcedClosed => {
+                if from != CircuitState::Closed {
+                    self.window.reset();
+                    self.consecutive.store(0, Relaxed);
+                }
+                *trips = 0;
+            }
+            CircuitState::ForcedOpen | CircuitState::Disabled => {}
+        }
+        self.word.store((epoch << CODE_BITS) | code(to), Release);
+        self.metrics.state.set(to.gauge_value());
+        self.metrics
+            .scope
+            .counter(
+                "bulwark_circuit_transitions_total",
+                &[("from", from.as_str()), ("to", to.as_str())],
+            )
+            .increment(1);
+        drop(trips);
+        self.settings.events.emit(|| CircuitEvent::StateTransition {
+            service: self.settings.service.clone(),
+            from,
+            to,
+            reason,
+        });
+        true
+    }
+
+    /// Counts a rejected call and tells the event callback.
+    #[inline]
+    pub(crate) fn on_rejected(&self, retry_after: Option<Duration>) {
+        self.metrics.rejected.increment(1);
+        self.settings.events.emit(|| CircuitEvent::CallRejected {
+            service: self.settings.service.clone(),
+            retry_after,
+        });
+    }
+
+    /// Sets a state by hand.
+    pub(crate) fn set_state(&self, to: CircuitState) {
+        self.transition(None, to, TransitionReason::Manual, None);
+    }
+
+    pub(crate) fn snapshot(&self) -> CircuitSnapshot {
+        let now = Instant::now();
+        let word = self.word.load(Acquire);
+        let state = decode(word);
+        let Totals {
+            calls,
+            failures,
+            slow,
+        } = self.window.totals(self.nanos(now));
+        let retry_after = (state == CircuitState::Open).then(|| {
+            Duration::from_nanos(
+                self.open_until
+                    .load(Acquire)
+                    .saturating_sub(self.nanos(now)),
+            )
+        });
+        CircuitSnapshot {
+            state,
+            calls,
+            failures,
+            slow_calls: slow,
+            consecutive_failures: self.consecutive.load(Relaxed),
+            retry_after,
+        }
+    }
+
+    pub(crate) fn service(&self) -> &str {
+        &self.settings.service
+    }
+}

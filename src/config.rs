@@ -1,0 +1,178 @@
+//! Validation shared by every layer's configuration.
+//!
+//! Each layer checks its configuration once, when the layer is built, and
+//! reports the first bad value as a [`ConfigError`] naming the layer and the
+//! field. Nothing in the crate panics on a configuration value.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A configuration value was rejected when a layer was built.
+///
+/// The message names the layer, the field and what was wrong, e.g.
+/// `invalid circuit breaker config: failure_rate_threshold must be in (0, 1], got 1.5`.
+///
+/// # Example
+///
+/// ```
+/// use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+///
+/// let err = CircuitBreakerLayer::new(
+///     CircuitBreakerConfig::default().failure_rate_threshold(1.5),
+/// )
+/// .unwrap_err();
+/// assert_eq!(err.field(), "failure_rate_threshold");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    layer: &'static str,
+    field: &'static str,
+    problem: Problem,
+}
+
+/// What was wrong with a value; kept private so new checks can be added.
+#[derive(Debug, Clone, PartialEq)]
+enum Problem {
+    RateOutOfRange { value: f64, zero_allowed: bool },
+    Zero,
+    ZeroDuration,
+    Smaller { value: String, other: &'static str },
+    TooLarge { value: u64, max: u64 },
+}
+
+impl ConfigError {
+    /// The layer whose configuration was rejected, e.g. `"circuit breaker"`.
+    pub fn layer(&self) -> &'static str {
+        self.layer
+    }
+
+    /// The name of the rejected field, as spelled by its setter.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} config: {} ", self.layer, self.field)?;
+        match &self.problem {
+            Problem::RateOutOfRange {
+                value,
+                zero_allowed: false,
+            } => write!(f, "must be in (0, 1], got {value}"),
+            Problem::RateOutOfRange {
+                value,
+                zero_allowed: true,
+            } => write!(f, "must be in [0, 1], got {value}"),
+            Problem::Zero => f.write_str("must be greater than zero"),
+            Problem::ZeroDuration => f.write_str("must be a duration greater than zero"),
+            Problem::Smaller { value, other } => {
+                write!(f, "must not be smaller than {other}, got {value}")
+            }
+            Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The checks every config uses; one place so that every layer words its
+/// errors the same way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Check {
+    layer: &'static str,
+}
+
+impl Check {
+    pub(crate) fn layer(layer: &'static str) -> Self {
+        Check { layer }
+    }
+
+    fn error(self, field: &'static str, problem: Problem) -> ConfigError {
+        ConfigError {
+            layer: self.layer,
+            field,
+            problem,
+        }
+    }
+
+    /// A ratio in (0, 1]; NaN is rejected.
+    pub(crate) fn rate(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
+        if value > 0.0 && value <= 1.0 {
+            Ok(())
+        } else {
+            Err(self.error(
+                field,
+                Problem::RateOutOfRange {
+                    value,
+                    zero_allowed: false,
+                },
+            ))
+        }
+    }
+
+    /// A ratio in [0, 1]; NaN is rejected.
+    pub(crate) fn ratio(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(())
+        } else {
+            Err(self.error(
+                field,
+                Problem::RateOutOfRange {
+                    value,
+                    zero_allowed: true,
+                },
+            ))
+        }
+    }
+
+    pub(crate) fn nonzero(self, field: &'static str, value: u64) -> Result<(), ConfigError> {
+        if value > 0 {
+            Ok(())
+        } else {
+            Err(self.error(field, Problem::Zero))
+        }
+    }
+
+    pub(crate) fn at_most(
+        self,
+        field: &'static str,
+        value: u64,
+        max: u64,
+    ) -> Result<(), ConfigError> {
+        if value <= max {
+            Ok(())
+        } else {
+            Err(self.error(field, Problem::TooLarge { value, max }))
+        }
+    }
+
+    pub(crate) fn duration(self, field: &'static str, value: Duration) -> Result<(), ConfigError> {
+        if value.is_zero() {
+            Err(self.error(field, Problem::ZeroDuration))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `value` must be at least `min`, which is the value of the field `other`.
+    pub(crate) fn not_smaller<T: PartialOrd + fmt::Debug>(
+        self,
+        field: &'static str,
+        value: T,
+        other: &'static str,
+        min: T,
+    ) -> Result<(), ConfigError> {
+        if value >= min {
+            Ok(())
+        } else {
+            Err(self.error(
+                field,
+                Problem::Smaller {
+                    value: format!("{value:?}"),
+                    other,
+                },
+            ))
+        }
+    }
+}

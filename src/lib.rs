@@ -1,0 +1,102 @@
+//! Composable [Tower](https://docs.rs/tower) layers that make any
+//! `tower::Service` fast and highly available.
+//!
+//! `tower-bulwark` is for people who run services (axum and tonic servers,
+//! reqwest and tonic clients) and want the resilience patterns of
+//! Resilience4j, Polly, Envoy and Finagle as plain Tower layers: stack the
+//! ones you need in front of any service, with no runtime of their own and
+//! no allocation or lock on the success path.
+//!
+//! # Layers
+//!
+//! | layer | module | what it does | error it adds |
+//! |---|---|---|---|
+//! | [`CircuitBreaker`](circuit_breaker::CircuitBreaker) | [`circuit_breaker`] | stops calling a failing service; fails fast or uses a fallback | [`CircuitOpen`](circuit_breaker::error::CircuitOpen) |
+//! | [`Timeout`](timeout::Timeout) | [`timeout`] | a per-attempt deadline; fails or uses a fallback on elapse | tower's [`Elapsed`](timeout::error::Elapsed) |
+//!
+//! Load balancing with outlier ejection, caching with stale-if-error,
+//! retries with budgets, hedging and a RED metrics layer are on the way, in
+//! this same shape.
+//!
+//! # Recommended order
+//!
+//! Outermost first: **Metrics → Cache → Retry → CircuitBreaker → Hedge →
+//! Timeout → LoadBalance**. In particular the [`timeout`] sits *inside*
+//! the [`circuit_breaker`], so that a call that times out is an error the
+//! breaker counts (a timeout outside it would drop the call, which the
+//! breaker ignores), and retries sit *outside* the breaker so that an open
+//! circuit fails fast instead of being retried.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, BoxError, Service, ServiceBuilder, ServiceExt};
+//! use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+//! use tower_bulwark::timeout::TimeoutLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::new(CircuitBreakerConfig::default().service("users"))?)
+//!     .layer(TimeoutLayer::new(Duration::from_secs(2))?)
+//!     .service(service_fn(|id: u64| async move { Ok::<_, BoxError>(format!("user {id}")) }));
+//!
+//! assert_eq!(svc.ready().await?.call(7).await?, "user 7");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Shared concepts
+//!
+//! - **What is a failure** is decided in one place, [`classify`]: every layer
+//!   that counts failures takes a classifier, so `Ok(500)` can be a failure
+//!   for all of them at once.
+//! - **State is shared by clones.** Stateful layers create their state when
+//!   the layer is built, behind an `Arc`; every service they wrap and every
+//!   clone of those shares it (axum clones a service per request).
+//! - **Time** is tokio's: every layer runs on tokio's paused clock in tests.
+//! - **Events** of stateful layers go to a callback ([`event`]), for
+//!   alerting inside the process; **metrics** go through the
+//!   [`metrics`](https://docs.rs/metrics) facade, for alerting outside it.
+//! - **Configuration** is plain structs with defaults and by-value setters,
+//!   checked when a layer is built: a bad value is a [`ConfigError`] that
+//!   names the field, never a panic.
+//!
+//! # Errors
+//!
+//! A layer that can fail on its own returns [`BoxError`] and needs the inner
+//! error to convert into it; tell the errors apart with
+//! `err.is::<CircuitOpen>()` or `err.is::<Elapsed>()` (tower's own
+//! `Elapsed`, so existing checks keep working). A layer that cannot fail on
+//! its own keeps the inner error type.
+//!
+//! # Features
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `circuit-breaker` | yes | [`circuit_breaker`] |
+//! | `timeout` | yes | [`timeout`] |
+//! | `metrics` | yes | metrics from every enabled layer |
+//! | `http` | no | [`classify::HttpClassifier`] for `http::Response` |
+//! | `full` | no | all of the above |
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85, the `rust-version` in `Cargo.toml`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "circuit-breaker")]
+pub mod circuit_breaker;
+pub mod classify;
+mod config;
+pub mod event;
+pub mod fallback;
+mod telemetry;
+#[cfg(feature = "timeout")]
+pub mod timeout;
+
+pub use crate::config::ConfigError;
+
+/// The boxed error type of layers that can fail on their own, as in tower.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

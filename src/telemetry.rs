@@ -1,0 +1,81 @@
+//! The crate's one metrics scheme, behind the `metrics` feature.
+//!
+//! Every layer resolves its handles here once, when it is built, so a call
+//! only increments an existing handle: no registration, no label formatting
+//! and no allocation per request. Names carry the `bulwark_` prefix and follow
+//! Prometheus conventions; every series has the `service` label the user set,
+//! and any other label takes values from a fixed set.
+//!
+//! Handles bind to the recorder installed when the layer is built: install
+//! yours (e.g. `metrics-exporter-prometheus`) before building layers.
+//! Without the feature these are zero-sized no-ops.
+
+use std::sync::Arc;
+
+#[cfg(feature = "metrics")]
+pub(crate) use metrics::{Counter, Gauge};
+
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counter;
+
+#[cfg(not(feature = "metrics"))]
+impl Counter {
+    #[inline(always)]
+    pub(crate) fn increment(&self, _value: u64) {}
+}
+
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gauge;
+
+#[cfg(not(feature = "metrics"))]
+impl Gauge {
+    #[inline(always)]
+    pub(crate) fn set(&self, _value: f64) {}
+}
+
+/// The `service` label of one layer's series, and the factory of its handles.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    service: Arc<str>,
+}
+
+impl Scope {
+    pub(crate) fn new(service: Arc<str>) -> Self {
+        Scope { service }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn labels(&self, extra: &[(&'static str, &'static str)]) -> Vec<metrics::Label> {
+        std::iter::once(metrics::Label::new("service", self.service.clone()))
+            .chain(extra.iter().map(|&(k, v)| metrics::Label::new(k, v)))
+            .collect()
+    }
+
+    /// A counter `name{service, extra...}`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn counter(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, &'static str)],
+    ) -> Counter {
+        #[cfg(feature = "metrics")]
+        return metrics::counter!(name, self.labels(extra));
+        #[cfg(not(feature = "metrics"))]
+        Counter
+    }
+
+    /// A gauge `name{service, extra...}`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn gauge(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, &'static str)],
+    ) -> Gauge {
+        #[cfg(feature = "metrics")]
+        return metrics::gauge!(name, self.labels(extra));
+        #[cfg(not(feature = "metrics"))]
+        Gauge
+    }
+}

@@ -1,0 +1,118 @@
+//! Future types.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::TryFuture;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::error::Elapsed;
+use crate::BoxError;
+use crate::fallback::Fallback;
+
+pin_project! {
+    /// Response future of [`Timeout`](super::Timeout).
+    ///
+    /// Resolves to the inner response, to [`Elapsed`] when the deadline
+    /// passes first, or, with a fallback, to the fallback's answer. Once the
+    /// fallback has been called, the inner future is dropped.
+    pub struct ResponseFuture<Fut, Fb, Req>
+    where
+        Fut: TryFuture,
+        Fb: Fallback<Req, Fut::Ok>,
+    {
+        #[pin]
+        state: State<Fut, Fb, Req>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Fut, Fb, Req>
+    where
+        Fut: TryFuture,
+        Fb: Fallback<Req, Fut::Ok>,
+    {
+        Waiting {
+            #[pin]
+            response: Fut,
+            #[pin]
+            sleep: Sleep,
+            // A fallback and the clone of the request it will be given; `None`
+            // without a fallback.
+            fallback: Option<(Fb, Req)>,
+        },
+        Fallback {
+            #[pin]
+            future: Fb::Future,
+        },
+    }
+}
+
+impl<Fut, Fb, Req> ResponseFuture<Fut, Fb, Req>
+where
+    Fut: TryFuture,
+    Fb: Fallback<Req, Fut::Ok>,
+{
+    pub(super) fn new(response: Fut, sleep: Sleep, fallback: Option<(Fb, Req)>) -> Self {
+        ResponseFuture {
+            state: State::Waiting {
+                response,
+                sleep,
+                fallback,
+            },
+        }
+    }
+}
+
+impl<Fut, Fb, Req> Future for ResponseFuture<Fut, Fb, Req>
+where
+    Fut: TryFuture,
+    Fut::Error: Into<BoxError>,
+    Fb: Fallback<Req, Fut::Ok>,
+{
+    type Output = Result<Fut::Ok, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Waiting {
+                    response,
+                    sleep,
+                    fallback,
+                } => {
+                    // The inner answer wins whenever it is there, even while
+                    // a fallback is getting ready.
+                    if let Poll::Ready(result) = response.try_poll(cx) {
+                        return Poll::Ready(result.map_err(Into::into));
+                    }
+                    ready!(sleep.poll(cx));
+                    let Some((service, _)) = fallback.as_mut() else {
+                        return Poll::Ready(Err(Elapsed::new().into()));
+                    };
+                    ready!(service.poll_ready(cx))?;
+                    let Some((mut service, request)) = fallback.take() else {
+                        // Taken only here, right before leaving this state.
+                        return Poll::Ready(Err(Elapsed::new().into()));
+                    };
+                    let future = service.call(request, Elapsed::new());
+                    state.set(State::Fallback { future });
+                }
+                StateProj::Fallback { future } => return future.poll(cx),
+            }
+        }
+    }
+}
+
+impl<Fut, Fb, Req> std::fmt::Debug for ResponseFuture<Fut, Fb, Req>
+where
+    Fut: TryFuture,
+    Fb: Fallback<Req, Fut::Ok>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
