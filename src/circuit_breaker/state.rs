@@ -110,13 +110,26 @@ impl CircuitSnapshot {
 
 #[derive(Debug)]
 struct BreakerMetrics {
-    scope: Scope,
     state: Gauge,
     rejected: Counter,
     // Indexed by `outcome_index`.
     calls: [Counter; 3],
     slow: Counter,
+    // Indexed by the codes of `from` and `to`. Registered up front so that
+    // every series exists from the start: a counter that first appears at 1
+    // shows no increase in Prometheus.
+    transitions: [[Counter; STATES]; STATES],
 }
+
+const STATES: usize = 6;
+const ALL_STATES: [CircuitState; STATES] = [
+    CircuitState::Closed,
+    CircuitState::Open,
+    CircuitState::HalfOpen,
+    CircuitState::ForcedOpen,
+    CircuitState::ForcedClosed,
+    CircuitState::Disabled,
+];
 
 fn outcome_index(outcome: Outcome) -> usize {
     match outcome {
@@ -130,12 +143,20 @@ impl BreakerMetrics {
     fn new(scope: Scope) -> Self {
         let calls = [Outcome::Success, Outcome::Failure, Outcome::Ignored]
             .map(|o| scope.counter("bulwark_circuit_calls_total", &[("outcome", o.as_str())]));
+        let transitions = ALL_STATES.map(|from| {
+            ALL_STATES.map(|to| {
+                scope.counter(
+                    "bulwark_circuit_transitions_total",
+                    &[("from", from.as_str()), ("to", to.as_str())],
+                )
+            })
+        });
         let metrics = BreakerMetrics {
+            transitions,
             state: scope.gauge("bulwark_circuit_state", &[]),
             rejected: scope.counter("bulwark_circuit_rejected_total", &[]),
             slow: scope.counter("bulwark_circuit_slow_calls_total", &[]),
             calls,
-            scope,
         };
         metrics.state.set(CircuitState::Closed.gauge_value());
         metrics
@@ -435,13 +456,7 @@ impl Breaker {
         }
         self.word.store((epoch << CODE_BITS) | code(to), Release);
         self.metrics.state.set(to.gauge_value());
-        self.metrics
-            .scope
-            .counter(
-                "bulwark_circuit_transitions_total",
-                &[("from", from.as_str()), ("to", to.as_str())],
-            )
-            .increment(1);
+        self.metrics.transitions[code(from) as usize][code(to) as usize].increment(1);
         drop(trips);
         self.settings.events.emit(|| CircuitEvent::StateTransition {
             service: self.settings.service.clone(),

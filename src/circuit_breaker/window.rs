@@ -95,14 +95,21 @@ impl CountWindow {
 
     #[inline]
     fn record(&self, bits: u8) {
-        let len = self.slots.len();
-        // A CAS loop instead of `fetch_add` + `%`: no division on the hot path.
-        let slot = match self.next.fetch_update(Relaxed, Relaxed, |i| {
-            Some(if i + 1 >= len { 0 } else { i + 1 })
-        }) {
-            Ok(i) | Err(i) => i,
-        };
-        let old = self.slots[slot].swap(bits, Relaxed);
+        // The cursor moves with a plain load and store, not a read-modify-
+        // write: under contention two calls may pick the same slot, and the
+        // window then keeps one of their two outcomes. The totals stay exact
+        // for what the slots hold, because every change to a slot goes
+        // through `swap` and adds exactly the difference it made; one call
+        // at a time, every outcome is kept. This keeps the steady state (a
+        // success replacing a success) free of atomic read-modify-writes.
+        let slot = self.next.load(Relaxed);
+        let slot = if slot >= self.slots.len() { 0 } else { slot };
+        self.next.store(slot + 1, Relaxed);
+        let cell = &self.slots[slot];
+        if cell.load(Relaxed) == bits {
+            return;
+        }
+        let old = cell.swap(bits, Relaxed);
         if old != bits {
             // Wrapping arithmetic over the packed word is exact: the sum of
             // all deltas is the packed sum of the slots' contents.
