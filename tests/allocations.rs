@@ -1,0 +1,108 @@
+//! Allocations per call on the success path, counted by a global allocator.
+//!
+//! One test in this binary on purpose: the counting allocator sees every
+//! thread of the process, so nothing else may run beside it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+#![cfg(all(feature = "circuit-breaker", feature = "timeout"))]
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::timeout::TimeoutLayer;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CALLS: usize = 10_000;
+
+/// Allocations per call of `svc` after a warm-up, with its answers checked.
+async fn allocations_per_call<S>(mut svc: S) -> f64
+where
+    S: Service<u64, Response = u64>,
+    S::Error: std::fmt::Debug,
+{
+    for i in 0..100 {
+        assert_eq!(svc.ready().await.unwrap().call(i).await.unwrap(), i);
+    }
+    let region = Region::new(GLOBAL);
+    for i in 0..CALLS as u64 {
+        let answer = svc.ready().await.unwrap().call(i).await.unwrap();
+        assert_eq!(answer, i);
+    }
+    region.change().allocations as f64 / CALLS as f64
+}
+
+/// Allocations per rejected call of `svc`, whose breaker is forced open.
+async fn allocations_per_rejection<S>(mut svc: S) -> f64
+where
+    S: Service<u64>,
+{
+    for i in 0..100 {
+        let _ = svc.ready().await.ok().unwrap().call(i).await;
+    }
+    let region = Region::new(GLOBAL);
+    for i in 0..CALLS as u64 {
+        let _ = svc.ready().await.ok().unwrap().call(i).await;
+    }
+    region.change().allocations as f64 / CALLS as f64
+}
+
+fn echo() -> impl Service<u64, Response = u64, Error = BoxError, Future: Send> + Clone {
+    service_fn(|x: u64| async move { Ok::<_, BoxError>(x) })
+}
+
+#[test]
+fn success_path_allocates_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let breaker = || CircuitBreakerLayer::new(CircuitBreakerConfig::default()).unwrap();
+        let timeout = || TimeoutLayer::new(Duration::from_secs(1)).unwrap();
+
+        assert_eq!(allocations_per_call(echo()).await, 0.0, "bare service");
+        assert_eq!(
+            allocations_per_call(timeout().layer(echo())).await,
+            0.0,
+            "timeout"
+        );
+        assert_eq!(
+            allocations_per_call(breaker().layer(echo())).await,
+            0.0,
+            "breaker closed"
+        );
+        let stacked = ServiceBuilder::new()
+            .layer(breaker())
+            .layer(timeout())
+            .service(echo());
+        assert_eq!(
+            allocations_per_call(stacked).await,
+            0.0,
+            "breaker over timeout"
+        );
+
+        // Open with a fallback: the fallback answers, nothing is boxed.
+        let layer = breaker().fallback(service_fn(|x: u64| async move { Ok::<_, Infallible>(x) }));
+        layer.handle().force_open();
+        assert_eq!(
+            allocations_per_call(layer.layer(echo())).await,
+            0.0,
+            "open, fallback"
+        );
+
+        // Open without a fallback: the one allocation is the boxed
+        // `CircuitOpen` that the `BoxError` contract requires.
+        let layer = breaker();
+        layer.handle().force_open();
+        assert_eq!(
+            allocations_per_rejection(layer.layer(echo())).await,
+            1.0,
+            "open, fail fast"
+        );
+    });
+}
