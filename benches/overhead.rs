@@ -1,1 +1,124 @@
-fn main() {}
+//! Per-call overhead of each layer over a bare `service_fn`, on the success
+//! path and on the fail-fast path of an open breaker.
+//!
+//! Calls are driven by hand with a no-op waker: every future here is ready
+//! on its first poll, so what is measured is the layers, not an executor.
+//! Run with `cargo bench --bench overhead`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
+use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::timeout::TimeoutLayer;
+
+/// One call: `poll_ready`, `call`, one poll of the response future.
+#[inline]
+fn call<S: Service<u64>>(
+    svc: &mut S,
+    cx: &mut Context<'_>,
+    req: u64,
+) -> Result<S::Response, S::Error> {
+    match svc.poll_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => unreachable!("always ready"),
+    }
+    match pin!(svc.call(req)).poll(cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => unreachable!("ready on the first poll"),
+    }
+}
+
+fn bench<S: Service<u64>>(c: &mut Criterion, name: &str, mut svc: S) {
+    let mut cx = Context::from_waker(Waker::noop());
+    c.bench_function(name, |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let _ = black_box(call(&mut svc, &mut cx, black_box(i)));
+        })
+    });
+}
+
+fn echo() -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
+    service_fn(|x: u64| async move { Ok::<_, BoxError>(x) })
+}
+
+fn overhead(c: &mut Criterion) {
+    // Timers need a runtime context; nothing is spawned on it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let breaker = || CircuitBreakerLayer::new(CircuitBreakerConfig::default()).unwrap();
+    let timeout = || TimeoutLayer::new(Duration::from_secs(1)).unwrap();
+
+    bench(c, "bare service_fn", echo());
+    // Reference: the `Arc` clone and drop that a response future holding
+    // shared state costs, as in tower's own ConcurrencyLimit.
+    let shared = std::sync::Arc::new(0u64);
+    bench(
+        c,
+        "reference: service_fn + Arc clone per call",
+        service_fn(move |x: u64| {
+            let shared = shared.clone();
+            async move { Ok::<_, BoxError>(x + *shared) }
+        }),
+    );
+    bench(c, "timeout", timeout().layer(echo()));
+    // Reference: tower's own timeout, the same timer per call.
+    bench(
+        c,
+        "reference: tower::timeout::Timeout",
+        tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(echo()),
+    );
+    bench(c, "circuit breaker closed", breaker().layer(echo()));
+
+    let open = breaker();
+    open.handle().force_open();
+    bench(c, "circuit breaker open (fail fast)", open.layer(echo()));
+
+    let open = breaker().fallback(service_fn(|x: u64| async move { Ok::<_, Infallible>(x) }));
+    open.handle().force_open();
+    bench(c, "circuit breaker open (fallback)", open.layer(echo()));
+
+    // An open breaker that reads the clock on every rejection (a breaker
+    // tripped by failures, not forced).
+    let tripped = CircuitBreakerLayer::new(
+        CircuitBreakerConfig::default()
+            .consecutive_failures(1)
+            .open_duration(tower_bulwark::circuit_breaker::OpenDuration::fixed(
+                Duration::from_secs(3600),
+            )),
+    )
+    .unwrap();
+    let mut failing = tripped.layer(service_fn(|_: u64| async {
+        Err::<u64, BoxError>("down".into())
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let _ = call(&mut failing, &mut cx, 0);
+    bench(c, "circuit breaker open (timed)", tripped.layer(echo()));
+
+    bench(
+        c,
+        "circuit breaker + timeout",
+        ServiceBuilder::new()
+            .layer(breaker())
+            .layer(timeout())
+            .service(echo()),
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = overhead
+}
+criterion_main!(benches);
