@@ -89,14 +89,25 @@
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
+// Machinery shared by the layers; a build with only some of them leaves
+// parts of it unused.
+#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
 mod config;
+#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
 pub mod event;
+#[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
+#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
 mod telemetry;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 
 pub use crate::config::ConfigError;
+
+// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The boxed error type of layers that can fail on their own, as in tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

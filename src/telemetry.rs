@@ -38,6 +38,7 @@ impl Gauge {
 /// The `service` label of one layer's series, and the factory of its handles.
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     service: Arc<str>,
 }
 
