@@ -216,4 +216,56 @@ mod http_classifier {
             }
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn status(code: u16) -> Result<http::Response<()>, ()> {
+            Ok(http::Response::builder().status(code).body(()).unwrap())
+        }
+
+        #[test]
+        fn every_5xx_and_only_5xx_fails_by_default() {
+            let c = HttpClassifier::default();
+            for code in 100..=999u16 {
+                let expected = if (500..=599).contains(&code) {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                assert_eq!(c.classify(&status(code)), expected, "status {code}");
+            }
+            assert_eq!(
+                c.classify(&Err::<http::Response<()>, ()>(())),
+                Outcome::Failure
+            );
+        }
+
+        #[test]
+        fn statuses_can_be_added_and_removed() {
+            let c = HttpClassifier::none()
+                .failure_status(StatusCode::TOO_MANY_REQUESTS)
+                .failure_range(502..=504)
+                .success_status(StatusCode::GATEWAY_TIMEOUT);
+            let failing: Vec<u16> = (100..=999)
+                .filter(|&code| c.classify(&status(code)).is_failure())
+                .collect();
+            assert_eq!(failing, vec![429, 502, 503]);
+        }
+
+        #[test]
+        fn codes_outside_the_status_range_are_left_out() {
+            let c = HttpClassifier::none().failure_range(0..=2000);
+            assert!(c.is_failure(StatusCode::CONTINUE));
+            assert!(c.is_failure(StatusCode::from_u16(999).unwrap()));
+            assert_eq!(
+                format!(
+                    "{:?}",
+                    HttpClassifier::none().failure_status(StatusCode::BAD_GATEWAY)
+                ),
+                "HttpClassifier { failing: [502] }"
+            );
+        }
+    }
 }

@@ -98,29 +98,29 @@ impl Check {
 
     /// A ratio in (0, 1]; NaN is rejected.
     pub(crate) fn rate(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
-        if value > 0.0 && value <= 1.0 {
-            Ok(())
-        } else {
-            Err(self.error(
-                field,
-                Problem::RateOutOfRange {
-                    value,
-                    zero_allowed: false,
-                },
-            ))
-        }
+        self.unit_interval(field, value, false)
     }
 
     /// A ratio in [0, 1]; NaN is rejected.
     pub(crate) fn ratio(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
-        if (0.0..=1.0).contains(&value) {
+        self.unit_interval(field, value, true)
+    }
+
+    fn unit_interval(
+        self,
+        field: &'static str,
+        value: f64,
+        zero_allowed: bool,
+    ) -> Result<(), ConfigError> {
+        let lower_ok = value > 0.0 || (zero_allowed && value == 0.0);
+        if lower_ok && value <= 1.0 {
             Ok(())
         } else {
             Err(self.error(
                 field,
                 Problem::RateOutOfRange {
                     value,
-                    zero_allowed: true,
+                    zero_allowed,
                 },
             ))
         }

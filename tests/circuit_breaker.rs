@@ -90,6 +90,22 @@ impl Harness {
     }
 }
 
+/// A breaker over a mock that tripped on one failure and whose open period
+/// has just ended: the next call is a probe.
+async fn tripped_and_waited(
+    config: CircuitBreakerConfig,
+) -> (CircuitBreakerLayer, CircuitBreaker<Mock>, Handle) {
+    let layer = CircuitBreakerLayer::new(config.consecutive_failures(1)).unwrap();
+    let (inner, mut handle) = mock::pair::<&'static str, &'static str>();
+    let mut svc = layer.layer(inner);
+    let call = svc.ready().await.unwrap().call("x");
+    handle.next_request().await.unwrap().1.send_error("fail");
+    call.await.unwrap_err();
+    assert_eq!(layer.handle().state(), CircuitState::Open);
+    tokio::time::advance(OPEN).await;
+    (layer, svc, handle)
+}
+
 #[tokio::test(start_paused = true)]
 async fn trips_after_consecutive_failures_and_fails_fast() {
     let mut h = Harness::new(config().consecutive_failures(3));
@@ -280,13 +296,7 @@ async fn half_open_admits_at_most_n_probes_and_needs_n_successes() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_probe_gives_back_its_permit() {
-    let layer = CircuitBreakerLayer::new(config().consecutive_failures(1)).unwrap();
-    let (inner, mut handle) = mock::pair::<&'static str, &'static str>();
-    let mut svc = layer.layer(inner);
-    let call = svc.ready().await.unwrap().call("x");
-    handle.next_request().await.unwrap().1.send_error("fail");
-    call.await.unwrap_err();
-    tokio::time::advance(OPEN).await;
+    let (layer, mut svc, mut handle) = tripped_and_waited(config()).await;
 
     let probe = svc.ready().await.unwrap().call("probe");
     let _request = handle.next_request().await.unwrap();
@@ -311,13 +321,7 @@ async fn dropped_probe_gives_back_its_permit() {
 
 #[tokio::test(start_paused = true)]
 async fn a_service_dropped_after_poll_ready_gives_back_its_probe_slot() {
-    let layer = CircuitBreakerLayer::new(config().consecutive_failures(1)).unwrap();
-    let (inner, mut handle) = mock::pair::<&'static str, &'static str>();
-    let mut svc = layer.layer(inner);
-    let call = svc.ready().await.unwrap().call("x");
-    handle.next_request().await.unwrap().1.send_error("fail");
-    call.await.unwrap_err();
-    tokio::time::advance(OPEN).await;
+    let (layer, mut svc, mut handle) = tripped_and_waited(config()).await;
 
     let mut reserving = svc.clone();
     reserving.ready().await.unwrap(); // takes the probe slot
