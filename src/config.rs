@@ -37,6 +37,7 @@ enum Problem {
     Zero,
     ZeroDuration,
     Smaller { value: String, other: &'static str },
+    Percent { value: f64 },
     TooLarge { value: u64, max: u64 },
 }
 
@@ -70,6 +71,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "must not be smaller than {other}, got {value}")
             }
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
+            Problem::Percent { value } => {
+                write!(f, "must be a percentage in [0, 100], got {value}")
+            }
         }
     }
 }
@@ -123,6 +127,15 @@ impl Check {
                     zero_allowed,
                 },
             ))
+        }
+    }
+
+    /// A percentage in [0, 100]; NaN is rejected.
+    pub(crate) fn percent(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
+        if (0.0..=100.0).contains(&value) {
+            Ok(())
+        } else {
+            Err(self.error(field, Problem::Percent { value }))
         }
     }
 

@@ -86,6 +86,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "balance")]
+pub mod balance;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;

@@ -15,6 +15,13 @@ use std::sync::Arc;
 #[cfg(feature = "metrics")]
 pub(crate) use metrics::{Counter, Gauge};
 
+/// A label value: a fixed string, or one chosen by the user when the layer
+/// is built (an endpoint's key), never request data.
+#[cfg(feature = "metrics")]
+pub(crate) type Label = metrics::SharedString;
+#[cfg(not(feature = "metrics"))]
+pub(crate) type Label = std::borrow::Cow<'static, str>;
+
 #[cfg(not(feature = "metrics"))]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counter;
@@ -38,44 +45,54 @@ impl Gauge {
 /// The `service` label of one layer's series, and the factory of its handles.
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
+    // `None` for a scope whose handles are all no-ops.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    service: Arc<str>,
+    service: Option<Arc<str>>,
 }
 
 impl Scope {
     pub(crate) fn new(service: Arc<str>) -> Self {
-        Scope { service }
+        Scope {
+            service: Some(service),
+        }
+    }
+
+    /// A scope that registers nothing.
+    pub(crate) fn silent() -> Self {
+        Scope { service: None }
     }
 
     #[cfg(feature = "metrics")]
-    fn labels(&self, extra: &[(&'static str, &'static str)]) -> Vec<metrics::Label> {
-        std::iter::once(metrics::Label::new("service", self.service.clone()))
-            .chain(extra.iter().map(|&(k, v)| metrics::Label::new(k, v)))
+    fn labels(service: &Arc<str>, extra: &[(&'static str, Label)]) -> Vec<metrics::Label> {
+        std::iter::once(metrics::Label::new("service", service.clone()))
+            .chain(
+                extra
+                    .iter()
+                    .map(|(k, v)| metrics::Label::new(*k, v.clone())),
+            )
             .collect()
     }
 
-    /// A counter `name{service, extra...}`.
+    /// A counter `name{service, extra...}`; a no-op for a silent scope.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn counter(
-        &self,
-        name: &'static str,
-        extra: &[(&'static str, &'static str)],
-    ) -> Counter {
+    pub(crate) fn counter(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Counter {
         #[cfg(feature = "metrics")]
-        return metrics::counter!(name, self.labels(extra));
+        return match &self.service {
+            Some(service) => metrics::counter!(name, Self::labels(service, extra)),
+            None => Counter::noop(),
+        };
         #[cfg(not(feature = "metrics"))]
         Counter
     }
 
-    /// A gauge `name{service, extra...}`.
+    /// A gauge `name{service, extra...}`; a no-op for a silent scope.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn gauge(
-        &self,
-        name: &'static str,
-        extra: &[(&'static str, &'static str)],
-    ) -> Gauge {
+    pub(crate) fn gauge(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Gauge {
         #[cfg(feature = "metrics")]
-        return metrics::gauge!(name, self.labels(extra));
+        return match &self.service {
+            Some(service) => metrics::gauge!(name, Self::labels(service, extra)),
+            None => Gauge::noop(),
+        };
         #[cfg(not(feature = "metrics"))]
         Gauge
     }

@@ -64,6 +64,17 @@ pub enum OpenDuration {
         /// The largest fraction, in [0, 1], by which a period is shortened.
         jitter: f64,
     },
+    /// `base` times the number of trips in a row, never more than `max`,
+    /// shortened by a random fraction of at most `jitter` (Envoy's outlier
+    /// ejection time).
+    Linear {
+        /// The first open period, and the step of each next one.
+        base: Duration,
+        /// The longest open period.
+        max: Duration,
+        /// The largest fraction, in [0, 1], by which a period is shortened.
+        jitter: f64,
+    },
 }
 
 impl OpenDuration {
@@ -83,7 +94,17 @@ impl OpenDuration {
         }
     }
 
-    /// Sets the multiplier of an exponential duration; no effect on a fixed one.
+    /// `base` times the number of trips in a row, up to `max`, with a jitter
+    /// of 0.2.
+    pub fn linear(base: Duration, max: Duration) -> Self {
+        OpenDuration::Linear {
+            base,
+            max,
+            jitter: 0.2,
+        }
+    }
+
+    /// Sets the multiplier of an exponential duration; no effect on others.
     pub fn multiplier(mut self, value: f64) -> Self {
         if let OpenDuration::Exponential { multiplier, .. } = &mut self {
             *multiplier = value;
@@ -91,12 +112,24 @@ impl OpenDuration {
         self
     }
 
-    /// Sets the jitter of an exponential duration; no effect on a fixed one.
+    /// Sets the jitter of an exponential or linear duration; no effect on a
+    /// fixed one.
     pub fn jitter(mut self, value: f64) -> Self {
-        if let OpenDuration::Exponential { jitter, .. } = &mut self {
+        if let OpenDuration::Exponential { jitter, .. } | OpenDuration::Linear { jitter, .. } =
+            &mut self
+        {
             *jitter = value;
         }
         self
+    }
+
+    pub(crate) fn jitter_of(&self) -> f64 {
+        match *self {
+            OpenDuration::Fixed(_) => 0.0,
+            OpenDuration::Exponential { jitter, .. } | OpenDuration::Linear { jitter, .. } => {
+                jitter
+            }
+        }
     }
 
     /// The open period after `trips` consecutive trips (1 for the first),
@@ -111,14 +144,29 @@ impl OpenDuration {
                 jitter,
             } => {
                 let exponent = i32::try_from(trips.saturating_sub(1)).unwrap_or(i32::MAX);
-                let nominal =
-                    (base.as_secs_f64() * multiplier.powi(exponent)).min(max.as_secs_f64());
-                // Validated fields keep this finite and non-negative; a `max`
-                // near `Duration::MAX` may not survive the round trip to f64.
-                Duration::try_from_secs_f64(nominal * (1.0 - jitter * unit)).unwrap_or(max)
+                shorten(
+                    base.as_secs_f64() * multiplier.powi(exponent),
+                    max,
+                    jitter,
+                    unit,
+                )
             }
+            OpenDuration::Linear { base, max, jitter } => shorten(
+                base.as_secs_f64() * f64::from(trips.max(1)),
+                max,
+                jitter,
+                unit,
+            ),
         }
     }
+}
+
+/// `nominal` seconds capped at `max`, shortened by `jitter * unit`.
+fn shorten(nominal: f64, max: Duration, jitter: f64, unit: f64) -> Duration {
+    let capped = nominal.min(max.as_secs_f64());
+    // Validated fields keep this finite and non-negative; a `max` near
+    // `Duration::MAX` may not survive the round trip to f64.
+    Duration::try_from_secs_f64(capped * (1.0 - jitter * unit)).unwrap_or(max)
 }
 
 /// Configuration of a [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
@@ -308,6 +356,11 @@ impl CircuitBreakerConfig {
                 check.not_smaller("open_duration.multiplier", multiplier, "1.0", 1.0)?;
                 check.ratio("open_duration.jitter", jitter)?;
             }
+            OpenDuration::Linear { base, max, jitter } => {
+                check.duration("open_duration.base", base)?;
+                check.not_smaller("open_duration.max", max, "open_duration.base", base)?;
+                check.ratio("open_duration.jitter", jitter)?;
+            }
         }
         check.nonzero("half_open_probes", self.half_open_probes.into())?;
         check.at_most(
@@ -326,6 +379,9 @@ impl CircuitBreakerConfig {
             open_duration: self.open_duration,
             half_open_probes: self.half_open_probes,
             events: self.events.clone(),
+            trip_memory: Duration::ZERO,
+            gate: None,
+            metrics: true,
         })
     }
 }
@@ -360,4 +416,68 @@ pub(crate) struct Settings {
     pub(crate) open_duration: OpenDuration,
     pub(crate) half_open_probes: u32,
     pub(crate) events: Emitter<CircuitEvent>,
+    /// How long trips are remembered after closing: a trip within this time
+    /// of the last close counts as one more in a row (outlier ejection);
+    /// zero for a plain breaker, whose count starts over on closing.
+    pub(crate) trip_memory: Duration,
+    /// Shared limit on how many breakers of a group may be open at once.
+    pub(crate) gate: Option<Arc<Gate>>,
+    /// Whether to register `bulwark_circuit_*` series.
+    pub(crate) metrics: bool,
+}
+
+/// A limit on how many breakers of a group (the endpoints of a balancer) may
+/// be open or half-open at once.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    open: std::sync::atomic::AtomicUsize,
+    members: std::sync::atomic::AtomicUsize,
+    max_percent: f64,
+}
+
+impl Gate {
+    pub(crate) fn new(max_percent: f64) -> Self {
+        Gate {
+            open: Default::default(),
+            members: Default::default(),
+            max_percent,
+        }
+    }
+
+    /// How many members may be open at once: `max_percent` of them rounded
+    /// down, but at least one when the percentage is not zero, and never all.
+    fn allowed(&self, members: usize) -> usize {
+        if self.max_percent <= 0.0 || members < 2 {
+            return 0;
+        }
+        let share = (members as f64 * self.max_percent / 100.0) as usize;
+        share.max(1).min(members - 1)
+    }
+
+    /// Takes a place for one more open member, if the limit allows it.
+    pub(crate) fn try_open(&self) -> bool {
+        use std::sync::atomic::Ordering::*;
+        let members = self.members.load(Acquire);
+        self.open
+            .fetch_update(AcqRel, Acquire, |open| {
+                (open < self.allowed(members)).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn close(&self) {
+        use std::sync::atomic::Ordering::*;
+        let _ = self
+            .open
+            .fetch_update(AcqRel, Acquire, |open| open.checked_sub(1));
+    }
+
+    pub(crate) fn open_count(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_members(&self, members: usize) {
+        self.members
+            .store(members, std::sync::atomic::Ordering::Release);
+    }
 }

@@ -103,7 +103,7 @@ mod event;
 pub mod future;
 mod layer;
 mod service;
-mod state;
+pub(crate) mod state;
 mod window;
 
 use std::sync::Arc;

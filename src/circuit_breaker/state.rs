@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::{OpenDuration, Settings, SlidingWindow};
+pub(crate) use super::config::Gate;
+use super::config::{Settings, SlidingWindow};
 use super::event::{CircuitEvent, CircuitState, TransitionReason};
 use super::window::{CountWindow, TimeWindow, Totals, Window, outcome_bits};
 use crate::classify::Outcome;
@@ -140,14 +141,21 @@ fn outcome_index(outcome: Outcome) -> usize {
 }
 
 impl BreakerMetrics {
-    fn new(scope: Scope) -> Self {
-        let calls = [Outcome::Success, Outcome::Failure, Outcome::Ignored]
-            .map(|o| scope.counter("bulwark_circuit_calls_total", &[("outcome", o.as_str())]));
+    /// Handles of `scope`, or no-op handles for a breaker without metrics of
+    /// its own (one per endpoint of a balancer).
+    fn new(scope: Option<Scope>) -> Self {
+        let scope = scope.unwrap_or_else(Scope::silent);
+        let calls = [Outcome::Success, Outcome::Failure, Outcome::Ignored].map(|o| {
+            scope.counter(
+                "bulwark_circuit_calls_total",
+                &[("outcome", o.as_str().into())],
+            )
+        });
         let transitions = ALL_STATES.map(|from| {
             ALL_STATES.map(|to| {
                 scope.counter(
                     "bulwark_circuit_transitions_total",
-                    &[("from", from.as_str()), ("to", to.as_str())],
+                    &[("from", from.as_str().into()), ("to", to.as_str().into())],
                 )
             })
         });
@@ -163,6 +171,14 @@ impl BreakerMetrics {
     }
 }
 
+/// Trips in a row, and when the breaker last closed; guarded by the
+/// transition lock.
+#[derive(Debug, Default)]
+struct Trips {
+    in_a_row: u32,
+    closed_at: Option<Instant>,
+}
+
 /// The shared state of one circuit breaker.
 #[derive(Debug)]
 pub(crate) struct Breaker {
@@ -175,8 +191,10 @@ pub(crate) struct Breaker {
     consecutive: AtomicU64,
     window: Window,
     needs_clock: bool,
-    /// Held while changing state; holds the number of trips in a row.
-    transition: Mutex<u32>,
+    /// Whether this breaker still counts against its group's gate.
+    grouped: std::sync::atomic::AtomicBool,
+    /// Held while changing state.
+    transition: Mutex<Trips>,
     metrics: BreakerMetrics,
 }
 
@@ -195,9 +213,14 @@ impl Breaker {
             probes: AtomicU64::new(0),
             consecutive: AtomicU64::new(0),
             needs_clock: window.needs_clock() || settings.slow_call_duration.is_some(),
+            grouped: std::sync::atomic::AtomicBool::new(settings.gate.is_some()),
             window,
-            transition: Mutex::new(0),
-            metrics: BreakerMetrics::new(Scope::new(settings.service.clone())),
+            transition: Mutex::new(Trips::default()),
+            metrics: BreakerMetrics::new(
+                settings
+                    .metrics
+                    .then(|| Scope::new(settings.service.clone())),
+            ),
             settings,
         }
     }
@@ -397,7 +420,7 @@ impl Breaker {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, u32> {
+    fn lock(&self) -> MutexGuard<'_, Trips> {
         // The guarded data is a counter that is always valid; a panic in
         // another thread cannot leave it half-written.
         self.transition
@@ -420,37 +443,50 @@ impl Breaker {
             return false;
         }
         let from = decode(current);
+        let rejects = |state| matches!(state, CircuitState::Open | CircuitState::HalfOpen);
+        if let Some(gate) = self.gate() {
+            // A group limits how many of its members reject at once: a
+            // breaker that may not open stays as it is.
+            if to == CircuitState::Open && !rejects(from) && !gate.try_open() {
+                return false;
+            }
+            if rejects(from) && !rejects(to) {
+                gate.close();
+            }
+        }
         let epoch = generation(current) + 1;
+        let now = now.unwrap_or_else(Instant::now);
         match to {
             CircuitState::Open => {
-                *trips = if from == CircuitState::HalfOpen {
-                    trips.saturating_add(1)
+                let remembered = trips.closed_at.is_some_and(|at| {
+                    now.saturating_duration_since(at) < self.settings.trip_memory
+                });
+                trips.in_a_row = if from == CircuitState::HalfOpen || remembered {
+                    trips.in_a_row.saturating_add(1)
                 } else {
                     1
                 };
-                let unit = match self.settings.open_duration {
-                    OpenDuration::Exponential { jitter, .. } if jitter > 0.0 => {
-                        rand::random::<f64>()
-                    }
-                    _ => 0.0,
+                let unit = if self.settings.open_duration.jitter_of() > 0.0 {
+                    rand::random::<f64>()
+                } else {
+                    0.0
                 };
-                let period = self.settings.open_duration.period(*trips, unit);
-                let start = self.nanos(now.unwrap_or_else(Instant::now));
+                let period = self.settings.open_duration.period(trips.in_a_row, unit);
                 let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-                self.open_until.store(start.saturating_add(period), Relaxed);
+                self.open_until
+                    .store(self.nanos(now).saturating_add(period), Relaxed);
             }
             CircuitState::HalfOpen => self.probes.store(probe_tag(epoch), Relaxed),
-            CircuitState::Closed => {
-                self.window.reset();
-                self.consecutive.store(0, Relaxed);
-                *trips = 0;
-            }
-            CircuitState::ForcedClosed => {
-                if from != CircuitState::Closed {
+            CircuitState::Closed | CircuitState::ForcedClosed => {
+                if to == CircuitState::Closed || from != CircuitState::Closed {
                     self.window.reset();
                     self.consecutive.store(0, Relaxed);
                 }
-                *trips = 0;
+                if reason == TransitionReason::Manual {
+                    *trips = Trips::default();
+                } else {
+                    trips.closed_at = Some(now);
+                }
             }
             CircuitState::ForcedOpen | CircuitState::Disabled => {}
         }
@@ -475,6 +511,30 @@ impl Breaker {
             service: self.settings.service.clone(),
             retry_after,
         });
+    }
+
+    fn gate(&self) -> Option<&super::config::Gate> {
+        self.settings
+            .gate
+            .as_deref()
+            .filter(|_| self.grouped.load(Acquire))
+    }
+
+    /// Whether calls are being rejected: open or half-open (an ejected
+    /// endpoint, for a balancer).
+    pub(crate) fn rejects(&self) -> bool {
+        matches!(self.state(), CircuitState::Open | CircuitState::HalfOpen)
+    }
+
+    /// Stops counting against the group's gate (the endpoint left the
+    /// balancer), giving back the place this breaker held, once.
+    pub(crate) fn leave_group(&self) {
+        let _trips = self.lock();
+        if self.grouped.swap(false, AcqRel) && self.rejects() {
+            if let Some(gate) = &self.settings.gate {
+                gate.close();
+            }
+        }
     }
 
     /// Sets a state by hand.

@@ -1,0 +1,364 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::event::BalanceEvent;
+use crate::circuit_breaker::{CircuitBreakerConfig, OpenDuration, SlidingWindow};
+use crate::config::{Check, ConfigError};
+use crate::event::Emitter;
+
+/// How a [`LoadBalance`](super::LoadBalance) picks an endpoint for a request.
+///
+/// Whatever the strategy, an endpoint that is ejected or not ready is
+/// skipped, and the next candidate is tried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Each endpoint in turn.
+    RoundRobin,
+    /// Each endpoint in turn, `weight` times per cycle, interleaved without
+    /// bursts: nginx's smooth weighted round robin (weights 5, 1, 1 give
+    /// `a a b a c a a`).
+    WeightedRoundRobin,
+    /// An endpoint chosen uniformly at random.
+    Random,
+    /// An endpoint chosen at random in proportion to its weight.
+    WeightedRandom,
+    /// Of two endpoints chosen at random, the one with fewer requests in
+    /// flight ("power of two choices").
+    P2cLeastPending,
+    /// Of two endpoints chosen at random, the one with the lower expected
+    /// cost: its peak-sensitive moving average of response time times its
+    /// requests in flight plus one. The default.
+    ///
+    /// An endpoint's estimate jumps to any slower response at once and
+    /// follows faster ones with a time constant of `decay`. While an endpoint
+    /// is not chosen its estimate decays towards zero with the same time
+    /// constant, so a slow endpoint is tried again now and then (about every
+    /// `decay × ln(its estimate / the others' cost)`), and one that became
+    /// fast gets its share back. An endpoint with no answer yet is estimated
+    /// at `default_rtt`, and its first answer replaces that guess.
+    P2cPeakEwma {
+        /// The estimate of an endpoint that has not answered yet. Default 5 ms.
+        default_rtt: Duration,
+        /// The time constant of the moving average. Default 1 s.
+        decay: Duration,
+    },
+}
+
+impl Strategy {
+    /// [`Strategy::P2cPeakEwma`] with its defaults: 5 ms prior, 1 s decay.
+    pub fn peak_ewma() -> Self {
+        Strategy::P2cPeakEwma {
+            default_rtt: Duration::from_millis(5),
+            decay: Duration::from_secs(1),
+        }
+    }
+
+    /// The name used in messages and benchmarks.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round robin",
+            Strategy::WeightedRoundRobin => "weighted round robin",
+            Strategy::Random => "random",
+            Strategy::WeightedRandom => "weighted random",
+            Strategy::P2cLeastPending => "p2c least pending",
+            Strategy::P2cPeakEwma { .. } => "p2c peak ewma",
+        }
+    }
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy::peak_ewma()
+    }
+}
+
+/// Passive outlier detection: an endpoint whose calls fail is ejected (not
+/// ready, so requests go elsewhere) for a while.
+///
+/// An endpoint is ejected after `consecutive_failures` failures in a row,
+/// and/or when its failure rate over its last `window` calls reaches
+/// `failure_rate` (once it has had `minimum_calls`). It stays out for
+/// `base_ejection_time` times the number of times it was ejected in a row,
+/// at most `max_ejection_time`, shortened by a random fraction of at most
+/// `jitter`. Then it returns on probation: one request at a time goes to it;
+/// a success ends the probation, a failure ejects it again at once, for
+/// longer. Ejections are remembered for `max_ejection_time` after it is back.
+///
+/// At most `max_ejection_percent` of the endpoints are ejected at once
+/// (rounded down, but one when the set has two or more endpoints; never all
+/// of them). When fewer than `panic_threshold` percent of the endpoints are
+/// healthy, the balancer ignores ejections and uses every endpoint.
+///
+/// What a failure is comes from the layer's classifier (see
+/// [`crate::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct OutlierDetection {
+    /// Failures in a row that eject an endpoint. Default: 5. `None` turns
+    /// this rule off.
+    pub consecutive_failures: Option<u32>,
+    /// Failure rate in (0, 1] over the window that ejects an endpoint.
+    /// Default: `None` (off).
+    pub failure_rate: Option<f64>,
+    /// The calls per endpoint the failure rate is judged over. Default: 20.
+    pub window: u32,
+    /// Calls an endpoint's window must hold before its rate is judged.
+    /// Default: 10.
+    pub minimum_calls: u32,
+    /// Default: 30 s.
+    pub base_ejection_time: Duration,
+    /// Default: 300 s.
+    pub max_ejection_time: Duration,
+    /// Default: 0.1.
+    pub jitter: f64,
+    /// Default: 50 (Envoy's default is 10, which with a handful of endpoints
+    /// still ejects one).
+    pub max_ejection_percent: f64,
+    /// Default: 50.
+    pub panic_threshold: f64,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            consecutive_failures: Some(5),
+            failure_rate: None,
+            window: 20,
+            minimum_calls: 10,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            jitter: 0.1,
+            max_ejection_percent: 50.0,
+            panic_threshold: 50.0,
+        }
+    }
+}
+
+impl OutlierDetection {
+    /// Sets [`consecutive_failures`](Self::consecutive_failures).
+    pub fn consecutive_failures(mut self, failures: Option<u32>) -> Self {
+        self.consecutive_failures = failures;
+        self
+    }
+
+    /// Sets [`failure_rate`](Self::failure_rate), [`window`](Self::window)
+    /// and [`minimum_calls`](Self::minimum_calls).
+    pub fn failure_rate(mut self, rate: f64, window: u32, minimum_calls: u32) -> Self {
+        self.failure_rate = Some(rate);
+        self.window = window;
+        self.minimum_calls = minimum_calls;
+        self
+    }
+
+    /// Sets [`base_ejection_time`](Self::base_ejection_time) and
+    /// [`max_ejection_time`](Self::max_ejection_time).
+    pub fn ejection_time(mut self, base: Duration, max: Duration) -> Self {
+        self.base_ejection_time = base;
+        self.max_ejection_time = max;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`max_ejection_percent`](Self::max_ejection_percent).
+    pub fn max_ejection_percent(mut self, percent: f64) -> Self {
+        self.max_ejection_percent = percent;
+        self
+    }
+
+    /// Sets [`panic_threshold`](Self::panic_threshold).
+    pub fn panic_threshold(mut self, percent: f64) -> Self {
+        self.panic_threshold = percent;
+        self
+    }
+
+    /// The per-endpoint breaker that implements these rules.
+    fn breaker(&self) -> CircuitBreakerConfig {
+        let mut breaker = CircuitBreakerConfig::default()
+            .sliding_window(SlidingWindow::count(self.window))
+            .minimum_calls(self.minimum_calls)
+            // No rate rule unless asked for: a rate of 1.0 over an
+            // impossible minimum never trips.
+            .failure_rate_threshold(self.failure_rate.unwrap_or(1.0))
+            .open_duration(
+                OpenDuration::linear(self.base_ejection_time, self.max_ejection_time)
+                    .jitter(self.jitter),
+            )
+            .half_open_probes(1);
+        if self.failure_rate.is_none() {
+            breaker.minimum_calls = self.window;
+            breaker.failure_rate_threshold = 1.0;
+        }
+        breaker.consecutive_failures = self.consecutive_failures;
+        breaker
+    }
+}
+
+/// Configuration of a [`LoadBalanceLayer`](super::LoadBalanceLayer) or
+/// [`LoadBalance`](super::LoadBalance). Checked when the balancer is built.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bulwark::balance::{BalanceConfig, OutlierDetection, Strategy};
+///
+/// let config = BalanceConfig::default()
+///     .service("users")
+///     .strategy(Strategy::P2cLeastPending)
+///     .outlier_detection(
+///         OutlierDetection::default()
+///             .consecutive_failures(Some(3))
+///             .ejection_time(Duration::from_secs(10), Duration::from_secs(120)),
+///     );
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BalanceConfig {
+    /// The `service` label of the metrics and the name in events.
+    /// Default: `"default"`.
+    pub service: String,
+    /// Default: [`Strategy::P2cPeakEwma`] with its defaults.
+    pub strategy: Strategy,
+    /// Default: on, with [`OutlierDetection::default`]. `None` turns it off.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Seeds the random choices, for reproducible tests. Default: `None`
+    /// (seeded from the operating system).
+    pub seed: Option<u64>,
+    pub(crate) events: Emitter<BalanceEvent>,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            service: "default".to_owned(),
+            strategy: Strategy::default(),
+            outlier_detection: Some(OutlierDetection::default()),
+            seed: None,
+            events: Emitter::none(),
+        }
+    }
+}
+
+impl BalanceConfig {
+    /// Sets [`service`](Self::service).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
+    /// Sets [`strategy`](Self::strategy).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Turns outlier detection on with `detection`.
+    pub fn outlier_detection(mut self, detection: OutlierDetection) -> Self {
+        self.outlier_detection = Some(detection);
+        self
+    }
+
+    /// Turns outlier detection off.
+    pub fn no_outlier_detection(mut self) -> Self {
+        self.outlier_detection = None;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Calls `callback` with every [`BalanceEvent`]: endpoints added,
+    /// removed, ejected and returned. See [`crate::event`].
+    pub fn on_event(mut self, callback: impl Fn(&BalanceEvent) + Send + Sync + 'static) -> Self {
+        self.events = Emitter::new(callback);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        let check = Check::layer("load balance");
+        if let Strategy::P2cPeakEwma { default_rtt, decay } = self.strategy {
+            check.duration("strategy.default_rtt", default_rtt)?;
+            check.duration("strategy.decay", decay)?;
+        }
+        let outlier = match &self.outlier_detection {
+            None => None,
+            Some(o) => {
+                if let Some(n) = o.consecutive_failures {
+                    check.nonzero("outlier_detection.consecutive_failures", n.into())?;
+                }
+                if let Some(rate) = o.failure_rate {
+                    check.rate("outlier_detection.failure_rate", rate)?;
+                }
+                check.nonzero("outlier_detection.window", o.window.into())?;
+                check.at_most("outlier_detection.window", o.window.into(), 100_000)?;
+                check.nonzero("outlier_detection.minimum_calls", o.minimum_calls.into())?;
+                check.at_most(
+                    "outlier_detection.minimum_calls",
+                    o.minimum_calls.into(),
+                    o.window.into(),
+                )?;
+                check.duration("outlier_detection.base_ejection_time", o.base_ejection_time)?;
+                check.not_smaller(
+                    "outlier_detection.max_ejection_time",
+                    o.max_ejection_time,
+                    "outlier_detection.base_ejection_time",
+                    o.base_ejection_time,
+                )?;
+                check.ratio("outlier_detection.jitter", o.jitter)?;
+                check.percent(
+                    "outlier_detection.max_ejection_percent",
+                    o.max_ejection_percent,
+                )?;
+                check.percent("outlier_detection.panic_threshold", o.panic_threshold)?;
+                Some(*o)
+            }
+        };
+        Ok(Settings {
+            service: Arc::from(self.service.as_str()),
+            strategy: self.strategy,
+            outlier,
+            seed: self.seed,
+            events: self.events.clone(),
+        })
+    }
+}
+
+impl fmt::Debug for BalanceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BalanceConfig")
+            .field("service", &self.service)
+            .field("strategy", &self.strategy)
+            .field("outlier_detection", &self.outlier_detection)
+            .field("seed", &self.seed)
+            .field("on_event", &self.events)
+            .finish()
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) service: Arc<str>,
+    pub(crate) strategy: Strategy,
+    pub(crate) outlier: Option<OutlierDetection>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) events: Emitter<BalanceEvent>,
+}
+
+impl Settings {
+    /// The breaker configuration of each endpoint's outlier detector.
+    pub(crate) fn endpoint_breaker(&self) -> Option<CircuitBreakerConfig> {
+        self.outlier.as_ref().map(OutlierDetection::breaker)
+    }
+}

@@ -1,0 +1,253 @@
+//! One endpoint's shared state, and the ticket a call holds on it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::telemetry::Telemetry;
+use crate::circuit_breaker::state::{Breaker, Permit};
+use crate::classify::Outcome;
+use crate::telemetry::Counter;
+
+/// An endpoint as every clone of a balancer sees it: the service to clone
+/// for each call, its weight, and its load and health figures.
+#[derive(Debug)]
+pub(crate) struct Endpoint<K, S> {
+    pub(crate) key: K,
+    pub(crate) label: Arc<str>,
+    pub(crate) service: S,
+    pub(crate) weight: u32,
+    pending: AtomicU64,
+    ewma: PeakEwma,
+    /// The outlier detector; `None` when outlier detection is off.
+    breaker: Option<Breaker>,
+    removed: AtomicBool,
+    busy: AtomicBool,
+    requests: Counter,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<K, S> Endpoint<K, S> {
+    pub(crate) fn new(
+        key: K,
+        label: Arc<str>,
+        service: S,
+        weight: u32,
+        breaker: Option<Breaker>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        Endpoint {
+            requests: telemetry.requests_counter(&label),
+            key,
+            label,
+            service,
+            weight,
+            pending: AtomicU64::new(0),
+            ewma: PeakEwma::default(),
+            breaker,
+            removed: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            telemetry,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending.load(Relaxed)
+    }
+
+    /// Expected cost of one more request: the decayed estimate times
+    /// pending + 1.
+    #[inline]
+    pub(crate) fn ewma_cost(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
+        self.ewma.estimate(now, default_rtt, decay) * (self.pending() + 1) as f64
+    }
+
+    /// Whether the outlier detector lets a call through, and on what terms.
+    #[inline]
+    pub(crate) fn admit(&self) -> Permit {
+        match &self.breaker {
+            Some(breaker) => breaker.acquire(Instant::now),
+            None => Permit::Untracked,
+        }
+    }
+
+    /// Whether the endpoint is ejected, without taking a probe slot.
+    pub(crate) fn is_ejected(&self) -> bool {
+        self.breaker.as_ref().is_some_and(Breaker::rejects)
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Acquire)
+    }
+
+    /// Takes the endpoint out of the set: no new requests; calls in flight
+    /// finish. Frees its place among the ejected, if it had one.
+    pub(crate) fn remove(&self) {
+        if !self.removed.swap(true, AcqRel) {
+            if let Some(breaker) = &self.breaker {
+                breaker.leave_group();
+            }
+            self.set_busy(false);
+        }
+    }
+
+    /// Notes whether the last readiness check found the endpoint busy.
+    #[inline]
+    pub(crate) fn set_busy(&self, busy: bool) {
+        if self.busy.load(Relaxed) != busy && self.busy.swap(busy, Relaxed) != busy {
+            self.telemetry.busy_changed(busy);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> EndpointSnapshot<'_, K> {
+        EndpointSnapshot {
+            key: &self.key,
+            weight: self.weight,
+            pending: self.pending(),
+            ejected: self.is_ejected(),
+        }
+    }
+}
+
+/// One endpoint's figures at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndpointSnapshot<'a, K> {
+    pub(crate) key: &'a K,
+    pub(crate) weight: u32,
+    pub(crate) pending: u64,
+    pub(crate) ejected: bool,
+}
+
+/// A peak-sensitive moving average of response times, lock-free.
+///
+/// Written by hand: tower's `PeakEwma` keeps its estimate behind a mutex per
+/// endpoint and lets an untried prior weigh on it for many seconds; this one
+/// is two atomics, and an endpoint's first answer replaces the prior.
+/// Concurrent updates may overwrite each other: each is one sample of a
+/// statistical estimate, and the estimate never becomes invalid.
+#[derive(Debug, Default)]
+struct PeakEwma {
+    /// The estimate in nanoseconds, as `f64` bits; 0 before the first answer.
+    estimate: AtomicU64,
+    /// When it was last updated, in nanoseconds since the balancer's base.
+    updated: AtomicU64,
+}
+
+impl PeakEwma {
+    fn decay_factor(&self, now: u64, decay: f64) -> f64 {
+        let elapsed = now.saturating_sub(self.updated.load(Relaxed)) as f64;
+        // exp() costs more than the rest of a pick; below a thousandth of
+        // the time constant the factor is 1 to within 0.1 %.
+        if elapsed * 1024.0 < decay {
+            1.0
+        } else {
+            (-elapsed / decay).exp()
+        }
+    }
+
+    /// The estimate at `now`: decayed towards zero while no answer arrives.
+    #[inline]
+    fn estimate(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
+        let estimate = f64::from_bits(self.estimate.load(Relaxed));
+        if estimate == 0.0 {
+            default_rtt
+        } else {
+            estimate * self.decay_factor(now, decay)
+        }
+    }
+
+    fn observe(&self, rtt: f64, now: u64, decay: f64) {
+        let estimate = f64::from_bits(self.estimate.load(Relaxed));
+        let next = if estimate == 0.0 || rtt > estimate {
+            // The first answer, or a slower one: take it as it is.
+            rtt
+        } else {
+            let weight = self.decay_factor(now, decay);
+            estimate * weight + rtt * (1.0 - weight)
+        };
+        // A zero estimate means "no answer yet"; keep a real one positive.
+        self.estimate.store(next.max(1.0).to_bits(), Relaxed);
+        self.updated.store(now, Relaxed);
+    }
+}
+
+/// A call's hold on an endpoint: the outlier detector's permit, and, once
+/// the request is sent, its place among the endpoint's pending requests.
+/// Dropped before completion it gives both back and counts nothing.
+#[derive(Debug)]
+pub(crate) struct Ticket<K, S> {
+    endpoint: Arc<Endpoint<K, S>>,
+    permit: Option<Permit>,
+    in_flight: bool,
+    /// When the request was sent and the moving average's decay, when
+    /// response times are measured (peak EWMA).
+    measure: Option<(u64, f64)>,
+}
+
+impl<K, S> Ticket<K, S> {
+    pub(crate) fn new(endpoint: Arc<Endpoint<K, S>>, permit: Permit) -> Self {
+        Ticket {
+            endpoint,
+            permit: Some(permit),
+            in_flight: false,
+            measure: None,
+        }
+    }
+
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint<K, S>> {
+        &self.endpoint
+    }
+
+    /// Measures this call's response time from `sent_at`.
+    pub(crate) fn measure(&mut self, sent_at: u64, decay: f64) {
+        self.measure = Some((sent_at, decay));
+    }
+
+    /// The request is being sent.
+    #[inline]
+    pub(crate) fn send(&mut self) {
+        self.endpoint.pending.fetch_add(1, Relaxed);
+        self.endpoint.requests.increment(1);
+        self.in_flight = true;
+    }
+
+    /// The call completed with `outcome`.
+    #[inline]
+    pub(crate) fn complete(&mut self, outcome: Outcome) {
+        if std::mem::take(&mut self.in_flight) {
+            self.endpoint.pending.fetch_sub(1, Relaxed);
+            if let Some((sent_at, decay)) = self.measure {
+                let now = nanos_since(self.endpoint.telemetry.base, Instant::now());
+                self.endpoint
+                    .ewma
+                    .observe(now.saturating_sub(sent_at) as f64, now, decay);
+            }
+        }
+        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
+            breaker.complete(permit, outcome, None, None);
+        }
+    }
+}
+
+impl<K, S> Drop for Ticket<K, S> {
+    fn drop(&mut self) {
+        if self.in_flight {
+            self.endpoint.pending.fetch_sub(1, Relaxed);
+        }
+        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
+            breaker.release(permit);
+        }
+    }
+}
+
+/// Nanoseconds from `base` to `at`.
+pub(crate) fn nanos_since(base: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn duration_nanos(d: Duration) -> f64 {
+    d.as_nanos() as f64
+}

@@ -1,0 +1,47 @@
+use std::sync::Arc;
+
+/// An event of a load balancer, given to the callback set with
+/// [`BalanceConfig::on_event`](super::BalanceConfig::on_event).
+///
+/// `endpoint` is the endpoint's key as text (its `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BalanceEvent {
+    /// An endpoint joined the set; it takes requests from now on.
+    EndpointAdded {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
+    /// An endpoint left the set; it takes no new requests, and those in
+    /// flight finish.
+    EndpointRemoved {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
+    /// Outlier detection ejected an endpoint (again, if it failed on
+    /// probation).
+    EndpointEjected {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
+    /// An ejected endpoint's time is up: it is back, on probation.
+    EndpointReturned {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
+    /// The discovery stream reported an error; the endpoint set is unchanged.
+    DiscoveryFailed {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The error's message.
+        error: Arc<str>,
+    },
+}

@@ -1,0 +1,98 @@
+//! Future types.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use super::endpoint::Ticket;
+use super::error::NoEndpointAvailable;
+use crate::BoxError;
+use crate::classify::Classify;
+
+pin_project! {
+    /// Response future of [`LoadBalance`](super::LoadBalance).
+    ///
+    /// When the endpoint answers, the answer is classified for outlier
+    /// detection and the endpoint's load figures are updated. Dropped
+    /// before that, the request leaves the endpoint's pending count and
+    /// counts as ignored.
+    pub struct ResponseFuture<F, K, S, C> {
+        #[pin]
+        state: State<F, K, S, C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, K, S, C> {
+        Called {
+            #[pin]
+            future: F,
+            ticket: Ticket<K, S>,
+            classifier: C,
+        },
+        Unavailable {
+            error: Option<NoEndpointAvailable>,
+        },
+    }
+}
+
+impl<F, K, S, C> ResponseFuture<F, K, S, C> {
+    pub(super) fn called(future: F, ticket: Ticket<K, S>, classifier: C) -> Self {
+        ResponseFuture {
+            state: State::Called {
+                future,
+                ticket,
+                classifier,
+            },
+        }
+    }
+
+    pub(super) fn unavailable(error: NoEndpointAvailable) -> Self {
+        ResponseFuture {
+            state: State::Unavailable { error: Some(error) },
+        }
+    }
+}
+
+impl<F, K, S, C, T, E> Future for ResponseFuture<F, K, S, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T, E>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called {
+                future,
+                ticket,
+                classifier,
+            } => {
+                let result = ready!(future.poll(cx));
+                ticket.complete(classifier.classify(&result));
+                Poll::Ready(result.map_err(Into::into))
+            }
+            StateProj::Unavailable { error } => Poll::Ready(Err(match error.take() {
+                Some(error) => error.into(),
+                None => NoEndpointAvailable::new(
+                    0,
+                    0,
+                    0,
+                    Some("response future polled after completion".into()),
+                )
+                .into(),
+            })),
+        }
+    }
+}
+
+impl<F, K, S, C> std::fmt::Debug for ResponseFuture<F, K, S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

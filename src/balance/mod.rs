@@ -1,0 +1,83 @@
+//! Spreads requests over many instances of a service, and routes around the
+//! dead and the slow.
+//!
+//! A [`LoadBalance`] picks an endpoint for each request with a [`Strategy`]:
+//! round robin, smooth weighted round robin, random, weighted random, or
+//! power-of-two-choices by requests in flight or by a peak-sensitive moving
+//! average of response times (the default). Endpoints come from a fixed
+//! list ([`LoadBalance::new`], [`LoadBalance::weighted`]) or from a
+//! [`tower::discover::Discover`] stream ([`LoadBalance::discover`],
+//! [`LoadBalanceLayer`]), so DNS, Consul or Kubernetes can feed it.
+//!
+//! # Readiness and errors
+//!
+//! An endpoint that is not ready, or that outlier detection has ejected, is
+//! skipped. The balancer is ready as soon as one endpoint is; it is pending
+//! only while every usable endpoint is busy, and it wakes when one is not.
+//! When no endpoint can take a request — the set is empty, or every
+//! endpoint is ejected or failed its readiness check — the request fails at
+//! once with [`NoEndpointAvailable`](error::NoEndpointAvailable): it never
+//! hangs.
+//!
+//! # Outlier detection
+//!
+//! With [`OutlierDetection`] (on by default), each endpoint has a small
+//! circuit breaker of its own, fed by the layer's classifier: an endpoint
+//! that fails is ejected — not ready, so requests go elsewhere — for a time
+//! that grows with each ejection, and returns on probation. At most a share
+//! of the endpoints is ejected at once, and below a panic threshold of
+//! healthy endpoints the balancer uses them all. Ejection is passive: state
+//! changes as responses come back; no task runs per endpoint.
+//!
+//! # Sharing
+//!
+//! `LoadBalance` is `Clone` and needs no `Buffer`: clones share the endpoint
+//! set, its load and health figures and the round-robin position. A call
+//! clones the chosen endpoint's service and drives that clone, so endpoint
+//! services must be `Clone` (HTTP and gRPC clients are; wrap others in
+//! `tower::buffer::Buffer`). Endpoints added by discovery take requests at
+//! once; a removed endpoint takes no new requests, and the requests already
+//! sent to it finish.
+//!
+//! # Metrics
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, or `pending` (busy at the last check) |
+//! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
+//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests sent to each endpoint; the label is the endpoint's key |
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tower::{service_fn, BoxError, Service, ServiceExt};
+//! use tower_bulwark::balance::{BalanceConfig, LoadBalance, Strategy};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let instance = |name: &'static str| service_fn(move |req: u32| async move { Ok::<_, Infallible>(format!("{name}: {req}")) });
+//! let mut lb = LoadBalance::new(
+//!     BalanceConfig::default().service("users").strategy(Strategy::RoundRobin),
+//!     [("a", instance("a")), ("b", instance("b"))],
+//! )?;
+//! assert_eq!(lb.ready().await?.call(1).await?, "a: 1");
+//! assert_eq!(lb.ready().await?.call(2).await?, "b: 2");
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod endpoint;
+pub mod error;
+mod event;
+pub mod future;
+mod layer;
+mod service;
+mod set;
+mod telemetry;
+
+pub use self::config::{BalanceConfig, OutlierDetection, Strategy};
+pub use self::event::BalanceEvent;
+pub use self::layer::LoadBalanceLayer;
+pub use self::service::{EndpointState, LoadBalance};

@@ -1,0 +1,141 @@
+//! The balancer's metrics, events and ejection gate, shared by its endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+use tokio::time::Instant;
+
+use super::event::BalanceEvent;
+use crate::circuit_breaker::state::Gate;
+use crate::circuit_breaker::{CircuitEvent, CircuitState};
+use crate::event::Emitter;
+use crate::telemetry::{Counter, Gauge, Scope};
+
+/// Everything endpoints report to. It refers to no endpoint, so endpoints
+/// can hold it without a reference cycle.
+#[derive(Debug)]
+pub(crate) struct Telemetry {
+    pub(crate) service: Arc<str>,
+    /// The time origin of the endpoints' response-time figures.
+    pub(crate) base: Instant,
+    /// Limits how many endpoints are ejected at once; `None` without
+    /// outlier detection.
+    pub(crate) gate: Option<Arc<Gate>>,
+    pub(crate) events: Emitter<BalanceEvent>,
+    scope: Scope,
+    endpoints: AtomicUsize,
+    busy: AtomicUsize,
+    // ready, ejected, pending
+    gauges: [Gauge; 3],
+    ejections: Counter,
+}
+
+impl Telemetry {
+    pub(crate) fn new(
+        service: Arc<str>,
+        gate: Option<Arc<Gate>>,
+        events: Emitter<BalanceEvent>,
+    ) -> Self {
+        let scope = Scope::new(service.clone());
+        let gauges = ["ready", "ejected", "pending"]
+            .map(|state| scope.gauge("bulwark_balance_endpoints", &[("state", state.into())]));
+        Telemetry {
+            ejections: scope.counter("bulwark_balance_ejections_total", &[]),
+            base: Instant::now(),
+            service,
+            gate,
+            events,
+            scope,
+            endpoints: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            gauges,
+        }
+    }
+
+    /// `bulwark_balance_requests_total{endpoint}`: the key the user gave is
+    /// the label, so the label values are bounded by the endpoint set.
+    pub(crate) fn requests_counter(&self, endpoint: &Arc<str>) -> Counter {
+        self.scope.counter(
+            "bulwark_balance_requests_total",
+            &[("endpoint", endpoint.clone().into())],
+        )
+    }
+
+    pub(crate) fn ejected(&self) -> usize {
+        self.gate.as_ref().map_or(0, |g| g.open_count())
+    }
+
+    pub(crate) fn endpoints(&self) -> usize {
+        self.endpoints.load(Acquire)
+    }
+
+    /// Whether too few endpoints are healthy to honour ejections.
+    #[inline]
+    pub(crate) fn panicking(&self, panic_threshold: f64) -> bool {
+        let ejected = self.ejected();
+        if ejected == 0 {
+            return false;
+        }
+        let total = self.endpoints();
+        let healthy = total.saturating_sub(ejected);
+        (healthy as f64) * 100.0 < panic_threshold * total as f64
+    }
+
+    pub(crate) fn set_endpoints(&self, n: usize) {
+        self.endpoints.store(n, Release);
+        if let Some(gate) = &self.gate {
+            gate.set_members(n);
+        }
+        self.refresh();
+    }
+
+    pub(crate) fn busy_changed(&self, busy: bool) {
+        if busy {
+            self.busy.fetch_add(1, AcqRel);
+        } else {
+            let _ = self
+                .busy
+                .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1));
+        }
+        self.refresh();
+    }
+
+    fn refresh(&self) {
+        let total = self.endpoints();
+        let ejected = self.ejected().min(total);
+        let busy = self.busy.load(Acquire).min(total - ejected);
+        let [ready, ejected_gauge, pending] = &self.gauges;
+        ready.set((total - ejected - busy) as f64);
+        ejected_gauge.set(ejected as f64);
+        pending.set(busy as f64);
+    }
+
+    /// Turns an endpoint breaker's transition into the balancer's events and
+    /// figures.
+    pub(crate) fn on_breaker_event(&self, endpoint: &Arc<str>, event: &CircuitEvent) {
+        let CircuitEvent::StateTransition { from, to, .. } = event else {
+            return;
+        };
+        match (from, to) {
+            (_, CircuitState::Open) => {
+                self.ejections.increment(1);
+                self.events.emit(|| BalanceEvent::EndpointEjected {
+                    service: self.service.clone(),
+                    endpoint: endpoint.clone(),
+                });
+            }
+            (CircuitState::Open, CircuitState::HalfOpen) => {
+                self.events.emit(|| BalanceEvent::EndpointReturned {
+                    service: self.service.clone(),
+                    endpoint: endpoint.clone(),
+                });
+            }
+            _ => {}
+        }
+        self.refresh();
+    }
+
+    pub(crate) fn emit(&self, event: impl FnOnce(Arc<str>) -> BalanceEvent) {
+        self.events.emit(|| event(self.service.clone()));
+    }
+}
