@@ -527,9 +527,15 @@ where
         let rest = (1..n)
             .map(|k| (first + k) % n)
             .filter(|&i| Some(i) != second);
-        for index in std::iter::once(first).chain(second).chain(rest) {
+        for (skipped, index) in std::iter::once(first).chain(second).chain(rest).enumerate() {
             match self.attempt(index, panicking, cx) {
                 Attempt::Ready(mut reserved) => {
+                    if skipped > 0 && self.shared.settings.strategy == Strategy::RoundRobin {
+                        // The turn moves past the endpoints skipped, so that
+                        // the one after a skipped endpoint does not get its
+                        // share as well as its own.
+                        self.shared.cursor.fetch_add(skipped, Relaxed);
+                    }
                     if let (
                         Reserved::Endpoint { ticket, .. },
                         Strategy::P2cPeakEwma { decay, .. },
