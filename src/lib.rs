@@ -93,13 +93,22 @@ pub mod circuit_breaker;
 pub mod classify;
 // Machinery shared by the layers; a build with only some of them leaves
 // parts of it unused.
-#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
+#[cfg_attr(
+    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    allow(dead_code)
+)]
 mod config;
-#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
+#[cfg_attr(
+    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    allow(dead_code)
+)]
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
-#[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
+#[cfg_attr(
+    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    allow(dead_code)
+)]
 mod telemetry;
 #[cfg(feature = "timeout")]
 pub mod timeout;

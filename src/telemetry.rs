@@ -20,7 +20,7 @@ pub(crate) use metrics::{Counter, Gauge};
 #[cfg(feature = "metrics")]
 pub(crate) type Label = metrics::SharedString;
 #[cfg(not(feature = "metrics"))]
-pub(crate) type Label = std::borrow::Cow<'static, str>;
+pub(crate) type Label = Arc<str>;
 
 #[cfg(not(feature = "metrics"))]
 #[derive(Debug, Clone, Default)]

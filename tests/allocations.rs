@@ -3,7 +3,7 @@
 //! One test in this binary on purpose: the counting allocator sees every
 //! thread of the process, so nothing else may run beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
-#![cfg(all(feature = "circuit-breaker", feature = "timeout"))]
+#![cfg(all(feature = "circuit-breaker", feature = "timeout", feature = "balance"))]
 
 use std::alloc::System;
 use std::convert::Infallible;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_bulwark::balance::{BalanceConfig, LoadBalance, Strategy};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
@@ -85,6 +86,24 @@ fn success_path_allocates_nothing() {
             0.0,
             "breaker over timeout"
         );
+
+        // Every balancing strategy over four endpoints, with outlier
+        // detection on (the default).
+        for strategy in [
+            Strategy::RoundRobin,
+            Strategy::WeightedRoundRobin,
+            Strategy::Random,
+            Strategy::WeightedRandom,
+            Strategy::P2cLeastPending,
+            Strategy::peak_ewma(),
+        ] {
+            let lb = LoadBalance::new(
+                BalanceConfig::default().strategy(strategy),
+                (0..4).map(|i| (i, echo())),
+            )
+            .unwrap();
+            assert_eq!(allocations_per_call(lb).await, 0.0, "{}", strategy.name());
+        }
 
         // Open with a fallback: the fallback answers, nothing is boxed.
         let layer = breaker().fallback(service_fn(|x: u64| async move { Ok::<_, Infallible>(x) }));

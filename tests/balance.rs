@@ -14,19 +14,26 @@ use futures::channel::mpsc;
 use tower::discover::Change;
 use tower::{BoxError, Service, ServiceExt, service_fn};
 use tower_bulwark::balance::{
-    BalanceConfig, BalanceEvent, LoadBalance, LoadBalanceLayer, OutlierDetection, Strategy, error::NoEndpointAvailable,
+    BalanceConfig, BalanceEvent, LoadBalance, LoadBalanceLayer, OutlierDetection, Strategy,
+    error::NoEndpointAvailable,
 };
 use tower_test::mock;
 
 const PICKS: usize = 100_000;
 
 /// An endpoint that answers with its own name.
-fn named(name: &'static str) -> impl Service<(), Response = &'static str, Error = Infallible, Future: Send> + Clone + Send + Sync {
+fn named(
+    name: &'static str,
+) -> impl Service<(), Response = &'static str, Error = Infallible, Future: Send> + Clone + Send + Sync
+{
     service_fn(move |()| async move { Ok::<_, Infallible>(name) })
 }
 
 fn config(strategy: Strategy) -> BalanceConfig {
-    BalanceConfig::default().service("test").strategy(strategy).seed(7)
+    BalanceConfig::default()
+        .service("test")
+        .strategy(strategy)
+        .seed(7)
 }
 
 /// The endpoint of each of `n` calls, in order.
@@ -53,7 +60,8 @@ const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
 #[tokio::test]
 async fn round_robin_is_exactly_fair() {
-    let mut lb = LoadBalance::new(config(Strategy::RoundRobin), NAMES.map(|n| (n, named(n)))).unwrap();
+    let mut lb =
+        LoadBalance::new(config(Strategy::RoundRobin), NAMES.map(|n| (n, named(n)))).unwrap();
     let picks = picks(&mut lb, PICKS).await;
     assert_eq!(&picks[..8], &["a", "b", "c", "d", "a", "b", "c", "d"]);
     for name in NAMES {
@@ -77,7 +85,10 @@ async fn smooth_weighted_round_robin_follows_the_nginx_cycle_exactly() {
     }
     let full_cycles = PICKS / 7;
     let counts = counts(&picks[..full_cycles * 7]);
-    assert_eq!((counts["a"], counts["b"], counts["c"]), (5 * full_cycles, full_cycles, full_cycles));
+    assert_eq!(
+        (counts["a"], counts["b"], counts["c"]),
+        (5 * full_cycles, full_cycles, full_cycles)
+    );
 }
 
 /// Shares within one percentage point of `expected` (fractions summing to 1).
@@ -100,7 +111,12 @@ async fn random_is_uniform_within_one_point() {
 async fn weighted_random_follows_the_weights_within_one_point() {
     let mut lb = LoadBalance::weighted(
         config(Strategy::WeightedRandom),
-        [("a", named("a"), 1), ("b", named("b"), 2), ("c", named("c"), 3), ("d", named("d"), 4)],
+        [
+            ("a", named("a"), 1),
+            ("b", named("b"), 2),
+            ("c", named("c"), 3),
+            ("d", named("d"), 4),
+        ],
     )
     .unwrap();
     let picks = picks(&mut lb, PICKS).await;
@@ -158,7 +174,12 @@ where
 
 #[tokio::test]
 async fn p2c_never_picks_a_not_ready_endpoint() {
-    for strategy in [Strategy::P2cLeastPending, Strategy::peak_ewma(), Strategy::RoundRobin, Strategy::Random] {
+    for strategy in [
+        Strategy::P2cLeastPending,
+        Strategy::peak_ewma(),
+        Strategy::RoundRobin,
+        Strategy::Random,
+    ] {
         let endpoints = [
             ("a", Either::A(named("a"))),
             ("stuck", Either::B(NeverReady)),
@@ -183,7 +204,11 @@ async fn p2c_least_pending_prefers_the_less_loaded_endpoint() {
     // Two endpoints: P2C compares both every time. Load `a` with one call.
     let first = lb.ready().await.unwrap().call(());
     let to_a = matches!(ha.poll_request(), Poll::Ready(Some(_)));
-    let (busy, idle) = if to_a { (&mut ha, &mut hb) } else { (&mut hb, &mut ha) };
+    let (busy, idle) = if to_a {
+        (&mut ha, &mut hb)
+    } else {
+        (&mut hb, &mut ha)
+    };
     if !to_a {
         assert!(matches!(busy.poll_request(), Poll::Ready(Some(_))));
     }
@@ -198,15 +223,24 @@ async fn p2c_least_pending_prefers_the_less_loaded_endpoint() {
 
 #[tokio::test]
 async fn an_empty_set_fails_at_once() {
-    let mut lb = LoadBalance::new(config(Strategy::peak_ewma()), Vec::<(&str, mock::Mock<(), ()>)>::new()).unwrap();
+    let mut lb = LoadBalance::new(
+        config(Strategy::peak_ewma()),
+        Vec::<(&str, mock::Mock<(), ()>)>::new(),
+    )
+    .unwrap();
     let err = lb.ready().await.unwrap().call(()).await.unwrap_err();
     let err = err.downcast_ref::<NoEndpointAvailable>().unwrap();
     assert_eq!(err.endpoints(), 0);
-    assert_eq!(err.to_string(), "no endpoint available: the endpoint set is empty");
+    assert_eq!(
+        err.to_string(),
+        "no endpoint available: the endpoint set is empty"
+    );
 
     // So does a discovery stream that has not reported anything yet.
     let (_tx, rx) = mpsc::unbounded::<Result<Change<&str, mock::Mock<(), ()>>, Infallible>>();
-    let mut lb = LoadBalanceLayer::new(config(Strategy::RoundRobin)).unwrap().layer(rx);
+    let mut lb = LoadBalanceLayer::new(config(Strategy::RoundRobin))
+        .unwrap()
+        .layer(rx);
     let err = lb.ready().await.unwrap().call(()).await.unwrap_err();
     assert!(err.is::<NoEndpointAvailable>());
 }
@@ -218,7 +252,10 @@ fn with_bad_endpoint(
     detection: OutlierDetection,
     events: Arc<Mutex<Vec<BalanceEvent>>>,
 ) -> (
-    LoadBalance<&'static str, impl Service<(), Response = &'static str, Error = BoxError, Future: Send> + Clone + Send + Sync>,
+    LoadBalance<
+        &'static str,
+        impl Service<(), Response = &'static str, Error = BoxError, Future: Send> + Clone + Send + Sync,
+    >,
     Arc<AtomicBool>,
 ) {
     let failing = Arc::new(AtomicBool::new(true));
@@ -226,14 +263,24 @@ fn with_bad_endpoint(
         let failing = failing.clone();
         service_fn(move |()| {
             let fail = name == "bad" && failing.load(Ordering::SeqCst);
-            async move { if fail { Err::<&'static str, BoxError>("down".into()) } else { Ok(name) } }
+            async move {
+                if fail {
+                    Err::<&'static str, BoxError>("down".into())
+                } else {
+                    Ok(name)
+                }
+            }
         })
     };
     let lb = LoadBalance::new(
         config(Strategy::RoundRobin)
             .outlier_detection(detection)
             .on_event(move |e| events.lock().unwrap().push(e.clone())),
-        [("a", endpoint("a")), ("bad", endpoint("bad")), ("c", endpoint("c"))],
+        [
+            ("a", endpoint("a")),
+            ("bad", endpoint("bad")),
+            ("c", endpoint("c")),
+        ],
     )
     .unwrap();
     (lb, failing)
@@ -245,13 +292,24 @@ where
 {
     let mut out = Vec::new();
     for _ in 0..n {
-        out.push(lb.ready().await.unwrap().call(()).await.map_err(|e| e.to_string()));
+        out.push(
+            lb.ready()
+                .await
+                .unwrap()
+                .call(())
+                .await
+                .map_err(|e| e.to_string()),
+        );
     }
     out
 }
 
 fn ejected(lb: &LoadBalance<&'static str, impl Clone>) -> Vec<&'static str> {
-    lb.endpoints().into_iter().filter(|e| e.ejected).map(|e| e.key).collect()
+    lb.endpoints()
+        .into_iter()
+        .filter(|e| e.ejected)
+        .map(|e| e.key)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -275,16 +333,26 @@ async fn a_failing_endpoint_is_ejected_returns_and_is_ejected_longer_the_second_
     // it again at once, now for twice the base time.
     tokio::time::advance(base).await;
     let results = call_n(&mut lb, 3).await;
-    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1, "one probe");
+    assert_eq!(
+        results.iter().filter(|r| r.is_err()).count(),
+        1,
+        "one probe"
+    );
     assert_eq!(ejected(&lb), vec!["bad"]);
     tokio::time::advance(base * 2 - Duration::from_millis(1)).await;
-    assert!(call_n(&mut lb, 30).await.iter().all(|r| r.is_ok()), "still ejected");
+    assert!(
+        call_n(&mut lb, 30).await.iter().all(|r| r.is_ok()),
+        "still ejected"
+    );
 
     // It recovers: after its time, a successful probe brings it back.
     failing.store(false, Ordering::SeqCst);
     tokio::time::advance(Duration::from_millis(1)).await;
     let picks = call_n(&mut lb, 30).await;
-    assert_eq!(picks.iter().filter(|r| r.as_deref() == Ok("bad")).count(), 10);
+    assert_eq!(
+        picks.iter().filter(|r| r.as_deref() == Ok("bad")).count(),
+        10
+    );
     assert!(ejected(&lb).is_empty());
 
     let service: Arc<str> = Arc::from("test");
@@ -303,13 +371,20 @@ async fn a_failing_endpoint_is_ejected_returns_and_is_ejected_longer_the_second_
     let returned_event = BalanceEvent::EndpointReturned { service, endpoint };
     assert_eq!(
         lifecycle,
-        vec![ejected_event.clone(), returned_event.clone(), ejected_event, returned_event]
+        vec![
+            ejected_event.clone(),
+            returned_event.clone(),
+            ejected_event,
+            returned_event
+        ]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_more_than_the_max_share_is_ejected_and_panic_uses_everyone() {
-    let all_failing = |name: &'static str| service_fn(move |()| async move { Err::<&'static str, BoxError>(name.into()) });
+    let all_failing = |name: &'static str| {
+        service_fn(move |()| async move { Err::<&'static str, BoxError>(name.into()) })
+    };
     let detection = OutlierDetection::default()
         .consecutive_failures(Some(1))
         .max_ejection_percent(50.0)
@@ -321,13 +396,17 @@ async fn no_more_than_the_max_share_is_ejected_and_panic_uses_everyone() {
     .unwrap();
     let results = call_n(&mut lb, 40).await;
     assert_eq!(ejected(&lb).len(), 2, "half of four");
-    let tried: HashMap<_, _> = counts(&results.iter().map(|r| match r.as_ref().unwrap_err().as_str() {
-        "a" => "a",
-        "b" => "b",
-        "c" => "c",
-        _ => "d",
-    })
-    .collect::<Vec<_>>());
+    let tried: HashMap<_, _> = counts(
+        &results
+            .iter()
+            .map(|r| match r.as_ref().unwrap_err().as_str() {
+                "a" => "a",
+                "b" => "b",
+                "c" => "c",
+                _ => "d",
+            })
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(tried.len(), 4);
 
     // With a panic threshold of 75 %, two healthy endpoints of four are too
@@ -340,7 +419,11 @@ async fn no_more_than_the_max_share_is_ejected_and_panic_uses_everyone() {
     .unwrap();
     call_n(&mut lb, 40).await;
     assert_eq!(ejected(&lb).len(), 2);
-    let after: Vec<String> = call_n(&mut lb, 8).await.into_iter().map(|r| r.unwrap_err()).collect();
+    let after: Vec<String> = call_n(&mut lb, 8)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_err())
+        .collect();
     let mut seen: Vec<&str> = after.iter().map(String::as_str).collect();
     seen.sort();
     seen.dedup();
@@ -351,12 +434,16 @@ async fn no_more_than_the_max_share_is_ejected_and_panic_uses_everyone() {
 async fn the_last_endpoint_is_never_ejected() {
     let failing = service_fn(|()| async { Err::<&'static str, BoxError>("down".into()) });
     let mut lb = LoadBalance::new(
-        config(Strategy::RoundRobin).outlier_detection(OutlierDetection::default().consecutive_failures(Some(1))),
+        config(Strategy::RoundRobin)
+            .outlier_detection(OutlierDetection::default().consecutive_failures(Some(1))),
         [("only", failing)],
     )
     .unwrap();
     let results = call_n(&mut lb, 10).await;
-    assert!(results.iter().all(|r| matches!(r, Err(e) if e == "down")), "{results:?}");
+    assert!(
+        results.iter().all(|r| matches!(r, Err(e) if e == "down")),
+        "{results:?}"
+    );
     assert!(ejected(&lb).is_empty());
 }
 
@@ -364,7 +451,8 @@ async fn the_last_endpoint_is_never_ejected() {
 async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let (tx, rx) = mpsc::unbounded::<Result<Change<&'static str, mock::Mock<u32, u32>>, Infallible>>();
+    let (tx, rx) =
+        mpsc::unbounded::<Result<Change<&'static str, mock::Mock<u32, u32>>, Infallible>>();
     let layer = LoadBalanceLayer::new(
         config(Strategy::RoundRobin).on_event(move |e| seen.lock().unwrap().push(e.clone())),
     )
@@ -394,7 +482,10 @@ async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
         assert_eq!(req, i);
         send.send_response(req * 10);
     }
-    assert!(matches!(ha.poll_request(), Poll::Ready(None) | Poll::Pending));
+    assert!(matches!(
+        ha.poll_request(),
+        Poll::Ready(None) | Poll::Pending
+    ));
     send_a.send_response(10);
     send_b.send_response(20);
     assert_eq!(first.await.unwrap(), 10);
@@ -402,7 +493,10 @@ async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
     for (i, call) in later.into_iter().enumerate() {
         assert_eq!(call.await.unwrap(), (i as u32 + 3) * 10);
     }
-    assert_eq!(lb.endpoints().iter().map(|e| e.key).collect::<Vec<_>>(), vec!["b"]);
+    assert_eq!(
+        lb.endpoints().iter().map(|e| e.key).collect::<Vec<_>>(),
+        vec!["b"]
+    );
     assert!(lb.endpoints().iter().all(|e| e.pending == 0));
     let names: Vec<String> = events
         .lock()
@@ -445,7 +539,11 @@ async fn clones_share_the_set_and_its_load() {
     let _request = ha.next_request().await.unwrap();
     assert_eq!(two.endpoints()[0].pending, 1);
     drop(call);
-    assert_eq!(lb.endpoints()[0].pending, 0, "a dropped call leaves the pending count");
+    assert_eq!(
+        lb.endpoints()[0].pending,
+        0,
+        "a dropped call leaves the pending count"
+    );
     let _ = two.ready().await.unwrap();
 }
 
@@ -454,43 +552,57 @@ fn bad_configuration_is_a_typed_error_naming_the_field() {
     let d = Duration::from_secs(1);
     let cases: Vec<(BalanceConfig, &str)> = vec![
         (
-            BalanceConfig::default().strategy(Strategy::P2cPeakEwma { default_rtt: d, decay: Duration::ZERO }),
+            BalanceConfig::default().strategy(Strategy::P2cPeakEwma {
+                default_rtt: d,
+                decay: Duration::ZERO,
+            }),
             "strategy.decay",
         ),
         (
-            BalanceConfig::default().strategy(Strategy::P2cPeakEwma { default_rtt: Duration::ZERO, decay: d }),
+            BalanceConfig::default().strategy(Strategy::P2cPeakEwma {
+                default_rtt: Duration::ZERO,
+                decay: d,
+            }),
             "strategy.default_rtt",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().max_ejection_percent(101.0)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().max_ejection_percent(101.0)),
             "outlier_detection.max_ejection_percent",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().max_ejection_percent(-1.0)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().max_ejection_percent(-1.0)),
             "outlier_detection.max_ejection_percent",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().panic_threshold(f64::NAN)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().panic_threshold(f64::NAN)),
             "outlier_detection.panic_threshold",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().consecutive_failures(Some(0))),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().consecutive_failures(Some(0))),
             "outlier_detection.consecutive_failures",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().failure_rate(1.5, 10, 5)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().failure_rate(1.5, 10, 5)),
             "outlier_detection.failure_rate",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().failure_rate(0.5, 10, 11)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().failure_rate(0.5, 10, 11)),
             "outlier_detection.minimum_calls",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().ejection_time(Duration::ZERO, d)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().ejection_time(Duration::ZERO, d)),
             "outlier_detection.base_ejection_time",
         ),
         (
-            BalanceConfig::default().outlier_detection(OutlierDetection::default().ejection_time(d * 2, d)),
+            BalanceConfig::default()
+                .outlier_detection(OutlierDetection::default().ejection_time(d * 2, d)),
             "outlier_detection.max_ejection_time",
         ),
         (
@@ -504,7 +616,10 @@ fn bad_configuration_is_a_typed_error_naming_the_field() {
     }
     let err = LoadBalance::weighted(BalanceConfig::default(), [("a", named("a"), 0)]).unwrap_err();
     assert_eq!(err.field(), "endpoints.weight");
-    assert_eq!(err.to_string(), "invalid load balance config: endpoints.weight must be greater than zero");
+    assert_eq!(
+        err.to_string(),
+        "invalid load balance config: endpoints.weight must be greater than zero"
+    );
 }
 
 #[cfg(feature = "metrics")]
@@ -515,24 +630,51 @@ async fn metrics_count_requests_per_endpoint_ejections_and_endpoint_states() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (mut lb, _failing) = metrics::with_local_recorder(&recorder, || {
-        with_bad_endpoint(OutlierDetection::default().consecutive_failures(Some(2)), Arc::default())
+        with_bad_endpoint(
+            OutlierDetection::default().consecutive_failures(Some(2)),
+            Arc::default(),
+        )
     });
     call_n(&mut lb, 12).await;
 
     let mut values: HashMap<String, DebugValue> = HashMap::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let key = key.key();
-        let mut labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
         labels.sort();
         values.insert(format!("{}{{{}}}", key.name(), labels.join(",")), value);
     }
     let get = |k: &str| values.remove(k).unwrap_or_else(|| panic!("{k} missing"));
     let mut get = get;
-    assert_eq!(get("bulwark_balance_requests_total{endpoint=a,service=test}"), DebugValue::Counter(5));
-    assert_eq!(get("bulwark_balance_requests_total{endpoint=bad,service=test}"), DebugValue::Counter(2));
-    assert_eq!(get("bulwark_balance_requests_total{endpoint=c,service=test}"), DebugValue::Counter(5));
-    assert_eq!(get("bulwark_balance_ejections_total{service=test}"), DebugValue::Counter(1));
-    assert_eq!(get("bulwark_balance_endpoints{service=test,state=ejected}"), DebugValue::Gauge(1.0.into()));
-    assert_eq!(get("bulwark_balance_endpoints{service=test,state=ready}"), DebugValue::Gauge(2.0.into()));
-    assert_eq!(get("bulwark_balance_endpoints{service=test,state=pending}"), DebugValue::Gauge(0.0.into()));
+    assert_eq!(
+        get("bulwark_balance_requests_total{endpoint=a,service=test}"),
+        DebugValue::Counter(5)
+    );
+    assert_eq!(
+        get("bulwark_balance_requests_total{endpoint=bad,service=test}"),
+        DebugValue::Counter(2)
+    );
+    assert_eq!(
+        get("bulwark_balance_requests_total{endpoint=c,service=test}"),
+        DebugValue::Counter(5)
+    );
+    assert_eq!(
+        get("bulwark_balance_ejections_total{service=test}"),
+        DebugValue::Counter(1)
+    );
+    assert_eq!(
+        get("bulwark_balance_endpoints{service=test,state=ejected}"),
+        DebugValue::Gauge(1.0.into())
+    );
+    assert_eq!(
+        get("bulwark_balance_endpoints{service=test,state=ready}"),
+        DebugValue::Gauge(2.0.into())
+    );
+    assert_eq!(
+        get("bulwark_balance_endpoints{service=test,state=pending}"),
+        DebugValue::Gauge(0.0.into())
+    );
 }

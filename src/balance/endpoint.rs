@@ -74,6 +74,17 @@ impl<K, S> Endpoint<K, S> {
         }
     }
 
+    /// Records `outcome` for a permit whose request was never sent (a
+    /// readiness check that failed, or that found the endpoint busy).
+    pub(crate) fn settle(&self, permit: Permit, outcome: Outcome) {
+        if let Some(breaker) = &self.breaker {
+            match outcome {
+                Outcome::Ignored => breaker.release(permit),
+                outcome => breaker.complete(permit, outcome, None, None),
+            }
+        }
+    }
+
     /// Whether the endpoint is ejected, without taking a probe slot.
     pub(crate) fn is_ejected(&self) -> bool {
         self.breaker.as_ref().is_some_and(Breaker::rejects)
@@ -181,10 +192,13 @@ impl PeakEwma {
 pub(crate) struct Ticket<K, S> {
     endpoint: Arc<Endpoint<K, S>>,
     permit: Option<Permit>,
+    /// Whether this call is counted among the endpoint's pending requests:
+    /// only the strategies that read the count keep it.
+    counts_pending: bool,
     in_flight: bool,
-    /// When the request was sent and the moving average's decay, when
-    /// response times are measured (peak EWMA).
-    measure: Option<(u64, f64)>,
+    /// When the request was sent, in nanoseconds since the balancer's base,
+    /// when response times are measured (peak EWMA); 0 otherwise.
+    sent_at: u64,
 }
 
 impl<K, S> Ticket<K, S> {
@@ -192,8 +206,9 @@ impl<K, S> Ticket<K, S> {
         Ticket {
             endpoint,
             permit: Some(permit),
+            counts_pending: false,
             in_flight: false,
-            measure: None,
+            sent_at: 0,
         }
     }
 
@@ -201,15 +216,24 @@ impl<K, S> Ticket<K, S> {
         &self.endpoint
     }
 
+    /// Counts this call among the endpoint's pending requests.
+    pub(crate) fn count_pending(&mut self) {
+        self.counts_pending = true;
+    }
+
     /// Measures this call's response time from `sent_at`.
-    pub(crate) fn measure(&mut self, sent_at: u64, decay: f64) {
-        self.measure = Some((sent_at, decay));
+    pub(crate) fn measure(&mut self, sent_at: u64) {
+        // Zero means "not measured"; a call at the very base instant is
+        // measured from a nanosecond later.
+        self.sent_at = sent_at.max(1);
     }
 
     /// The request is being sent.
     #[inline]
     pub(crate) fn send(&mut self) {
-        self.endpoint.pending.fetch_add(1, Relaxed);
+        if self.counts_pending {
+            self.endpoint.pending.fetch_add(1, Relaxed);
+        }
         self.endpoint.requests.increment(1);
         self.in_flight = true;
     }
@@ -218,12 +242,15 @@ impl<K, S> Ticket<K, S> {
     #[inline]
     pub(crate) fn complete(&mut self, outcome: Outcome) {
         if std::mem::take(&mut self.in_flight) {
-            self.endpoint.pending.fetch_sub(1, Relaxed);
-            if let Some((sent_at, decay)) = self.measure {
+            if self.counts_pending {
+                self.endpoint.pending.fetch_sub(1, Relaxed);
+            }
+            if self.sent_at != 0 {
                 let now = nanos_since(self.endpoint.telemetry.base, Instant::now());
+                let rtt = now.saturating_sub(self.sent_at) as f64;
                 self.endpoint
                     .ewma
-                    .observe(now.saturating_sub(sent_at) as f64, now, decay);
+                    .observe(rtt, now, self.endpoint.telemetry.decay);
             }
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
@@ -234,7 +261,7 @@ impl<K, S> Ticket<K, S> {
 
 impl<K, S> Drop for Ticket<K, S> {
     fn drop(&mut self) {
-        if self.in_flight {
+        if self.in_flight && self.counts_pending {
             self.endpoint.pending.fetch_sub(1, Relaxed);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {

@@ -34,7 +34,8 @@ pin_project! {
             classifier: C,
         },
         Unavailable {
-            error: Option<NoEndpointAvailable>,
+            // Boxed so that the common variant sets the future's size.
+            error: Option<Box<NoEndpointAvailable>>,
         },
     }
 }
@@ -50,7 +51,7 @@ impl<F, K, S, C> ResponseFuture<F, K, S, C> {
         }
     }
 
-    pub(super) fn unavailable(error: NoEndpointAvailable) -> Self {
+    pub(super) fn unavailable(error: Box<NoEndpointAvailable>) -> Self {
         ResponseFuture {
             state: State::Unavailable { error: Some(error) },
         }
@@ -78,7 +79,8 @@ where
                 Poll::Ready(result.map_err(Into::into))
             }
             StateProj::Unavailable { error } => Poll::Ready(Err(match error.take() {
-                Some(error) => error.into(),
+                // Unsized in place: `BoxError::from` would box the box again.
+                Some(error) => error as BoxError,
                 None => NoEndpointAvailable::new(
                     0,
                     0,

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_core::Stream;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+
 use tokio::time::Instant;
 use tower::discover::{Change, Discover};
 use tower_service::Service;
@@ -45,7 +46,8 @@ pub struct LoadBalance<K, S, C = DefaultClassifier> {
 
 enum Reserved<K, S> {
     Endpoint { service: S, ticket: Ticket<K, S> },
-    Unavailable(NoEndpointAvailable),
+    // Boxed: the rare path should not make every reservation larger.
+    Unavailable(Box<NoEndpointAvailable>),
 }
 
 type ChangeStream<K, S> = Pin<Box<dyn Stream<Item = Result<Change<K, (S, u32)>, BoxError>> + Send>>;
@@ -165,8 +167,13 @@ where
         let gate = settings
             .outlier
             .map(|o| Arc::new(Gate::new(o.max_ejection_percent)));
+        let decay = match settings.strategy {
+            Strategy::P2cPeakEwma { decay, .. } => duration_nanos(decay),
+            _ => 0.0,
+        };
         let telemetry = Arc::new(Telemetry::new(
             settings.service.clone(),
+            decay,
             gate,
             settings.events.clone(),
         ));
@@ -224,7 +231,7 @@ impl<K, S, C> LoadBalance<K, S, C> {
 
     /// Takes the newest endpoint set if it changed: one atomic load when it
     /// did not.
-    #[inline]
+    #[inline(always)]
     fn refresh(&mut self) {
         let version = self.shared.version.load(Acquire);
         if version != self.version {
@@ -267,7 +274,8 @@ pub struct EndpointState<K> {
     pub key: K,
     /// Its weight.
     pub weight: u32,
-    /// Requests in flight.
+    /// Requests in flight, as counted for the P2C strategies (0 with the
+    /// others, which do not need the count and skip its cost).
     pub pending: u64,
     /// Whether outlier detection has it ejected (or on probation).
     pub ejected: bool,
@@ -413,11 +421,32 @@ where
 }
 
 /// What trying one endpoint gave.
-enum Attempt<K, S> {
-    Ready(Reserved<K, S>),
+enum Attempt {
+    /// Reserved in `self.reserved`.
+    Ready,
     Ejected,
     Busy,
     Failed(BoxError),
+}
+
+/// Two distinct indices below `n` (at least 2) from one random number:
+/// multiply-high maps each half onto its range without a division.
+#[inline]
+fn two_indices(rng: &mut SmallRng, n: usize) -> (usize, usize) {
+    let r: u64 = rng.random();
+    let a = (((r >> 32) * n as u64) >> 32) as usize;
+    let mut b = (((r & 0xffff_ffff) * (n as u64 - 1)) >> 32) as usize;
+    if b >= a {
+        b += 1;
+    }
+    (a, b)
+}
+
+/// An index below `n` (at least 1), as in [`two_indices`].
+#[inline]
+fn one_index(rng: &mut SmallRng, n: u64) -> u64 {
+    let r: u64 = rng.random();
+    ((u128::from(r) * u128::from(n)) >> 64) as u64
 }
 
 impl<K, S, C> LoadBalance<K, S, C>
@@ -426,8 +455,10 @@ where
     S: Clone,
 {
     /// Tries the endpoint at `index`: admitted by its outlier detector (or
-    /// not, unless the balancer is panicking), and ready.
-    fn attempt<Req>(&mut self, index: usize, panicking: bool, cx: &mut Context<'_>) -> Attempt<K, S>
+    /// not, unless the balancer is panicking), and ready. A ready endpoint
+    /// is reserved in place.
+    #[inline]
+    fn attempt<Req>(&mut self, index: usize, panicking: bool, cx: &mut Context<'_>) -> Attempt
     where
         S: Service<Req>,
         S::Error: Into<BoxError>,
@@ -438,20 +469,23 @@ where
             Permit::Rejected { .. } => Permit::Untracked,
             permit => permit,
         };
-        let mut ticket = Ticket::new(endpoint.clone(), permit);
         let mut service = endpoint.service.clone();
         match service.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
                 endpoint.set_busy(false);
-                Attempt::Ready(Reserved::Endpoint { service, ticket })
+                let ticket = Ticket::new(endpoint.clone(), permit);
+                self.reserved = Some(Reserved::Endpoint { service, ticket });
+                Attempt::Ready
             }
             Poll::Ready(Err(error)) => {
                 endpoint.set_busy(false);
-                ticket.complete(Outcome::Failure);
+                endpoint.settle(permit, Outcome::Failure);
                 Attempt::Failed(error.into())
             }
             Poll::Pending => {
                 endpoint.set_busy(true);
+                // The call goes elsewhere: a probe slot is given back.
+                endpoint.settle(permit, Outcome::Ignored);
                 self.waiting.push(service);
                 Attempt::Busy
             }
@@ -459,6 +493,7 @@ where
     }
 
     /// The strategy's first choice, and for P2C the other candidate.
+    #[inline]
     fn candidates(&mut self, panicking: bool, now: &mut Option<u64>) -> (usize, Option<usize>) {
         let set = &*self.snapshot;
         let n = set.len();
@@ -468,34 +503,29 @@ where
                 let step = self.shared.cursor.fetch_add(1, Relaxed) % set.cycle.len();
                 (set.cycle[step] as usize, None)
             }
-            Strategy::Random => (self.rng.random_range(0..n), None),
-            Strategy::WeightedRandom => (
-                set.by_weight(self.rng.random_range(0..set.total_weight())),
-                None,
-            ),
+            Strategy::Random => (one_index(&mut self.rng, n as u64) as usize, None),
+            Strategy::WeightedRandom => {
+                let point = one_index(&mut self.rng, set.total_weight());
+                (set.by_weight(point), None)
+            }
             Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. } if n == 1 => (0, None),
             strategy => {
-                let a = self.rng.random_range(0..n);
-                let mut b = self.rng.random_range(0..n - 1);
-                if b >= a {
-                    b += 1;
-                }
+                let (a, b) = two_indices(&mut self.rng, n);
                 let (ea, eb) = (&set.endpoints[a], &set.endpoints[b]);
-                let cost = |e: &Endpoint<K, S>, now: &mut Option<u64>| {
+                let base = self.shared.telemetry.base;
+                let mut cost = |e: &Endpoint<K, S>| {
                     if !panicking && e.is_ejected() {
                         return f64::INFINITY;
                     }
                     match strategy {
                         Strategy::P2cPeakEwma { default_rtt, decay } => {
-                            let at = *now.get_or_insert_with(|| {
-                                nanos_since(self.shared.telemetry.base, Instant::now())
-                            });
+                            let at = *now.get_or_insert_with(|| nanos_since(base, Instant::now()));
                             e.ewma_cost(at, duration_nanos(default_rtt), duration_nanos(decay))
                         }
                         _ => e.pending() as f64,
                     }
                 };
-                if cost(eb, now) < cost(ea, now) {
+                if cost(eb) < cost(ea) {
                     (b, Some(a))
                 } else {
                     (a, Some(b))
@@ -504,18 +534,22 @@ where
         }
     }
 
-    /// Picks and reserves an endpoint.
-    fn select<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Reserved<K, S>>
+    /// Picks a ready endpoint and reserves it in `self.reserved`; or there
+    /// the error to answer with; or pending while every usable endpoint is
+    /// busy.
+    fn select<Req>(&mut self, cx: &mut Context<'_>) -> Poll<()>
     where
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
         let n = self.snapshot.len();
         if n == 0 {
-            return Poll::Ready(Reserved::Unavailable(NoEndpointAvailable::new(
+            self.reserved = Some(Reserved::Unavailable(Box::new(NoEndpointAvailable::new(
                 0, 0, 0, None,
-            )));
+            ))));
+            return Poll::Ready(());
         }
+        let strategy = self.shared.settings.strategy;
         let panicking = self
             .shared
             .settings
@@ -529,24 +563,26 @@ where
             .filter(|&i| Some(i) != second);
         for (skipped, index) in std::iter::once(first).chain(second).chain(rest).enumerate() {
             match self.attempt(index, panicking, cx) {
-                Attempt::Ready(mut reserved) => {
-                    if skipped > 0 && self.shared.settings.strategy == Strategy::RoundRobin {
+                Attempt::Ready => {
+                    if skipped > 0 && strategy == Strategy::RoundRobin {
                         // The turn moves past the endpoints skipped, so that
                         // the one after a skipped endpoint does not get its
                         // share as well as its own.
                         self.shared.cursor.fetch_add(skipped, Relaxed);
                     }
                     if let (
-                        Reserved::Endpoint { ticket, .. },
-                        Strategy::P2cPeakEwma { decay, .. },
-                    ) = (&mut reserved, self.shared.settings.strategy)
+                        Some(Reserved::Endpoint { ticket, .. }),
+                        Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. },
+                    ) = (&mut self.reserved, strategy)
                     {
-                        let at = now.unwrap_or_else(|| {
-                            nanos_since(self.shared.telemetry.base, Instant::now())
-                        });
-                        ticket.measure(at, duration_nanos(decay));
+                        ticket.count_pending();
+                        if let Strategy::P2cPeakEwma { .. } = strategy {
+                            let base = self.shared.telemetry.base;
+                            ticket
+                                .measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
+                        }
                     }
-                    return Poll::Ready(reserved);
+                    return Poll::Ready(());
                 }
                 Attempt::Ejected => ejected += 1,
                 Attempt::Busy => busy += 1,
@@ -561,9 +597,9 @@ where
             self.shared.wait_for_discovery(cx.waker());
             return Poll::Pending;
         }
-        Poll::Ready(Reserved::Unavailable(NoEndpointAvailable::new(
-            n, ejected, failed, last_error,
-        )))
+        let error = NoEndpointAvailable::new(n, ejected, failed, last_error);
+        self.reserved = Some(Reserved::Unavailable(Box::new(error)));
+        Poll::Ready(())
     }
 }
 
@@ -590,26 +626,30 @@ where
             }
             _ => self.reserved = None,
         }
-        self.waiting.clear();
-        let reserved = std::task::ready!(self.select(cx));
-        self.waiting.clear();
-        self.reserved = Some(reserved);
-        Poll::Ready(Ok(()))
+        if !self.waiting.is_empty() {
+            self.waiting.clear();
+        }
+        let ready = self.select(cx);
+        if ready.is_ready() && !self.waiting.is_empty() {
+            self.waiting.clear();
+        }
+        ready.map(Ok)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let reserved = match self.reserved.take() {
-            Some(reserved) => reserved,
+        if self.reserved.is_none() {
             // `call` without `poll_ready`: try once, without waiting.
-            None => match self.select(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(reserved) => reserved,
-                Poll::Pending => {
-                    self.waiting.clear();
-                    let n = self.snapshot.len();
-                    Reserved::Unavailable(NoEndpointAvailable::new(n, 0, 0, None))
-                }
-            },
-        };
+            if self
+                .select(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+            {
+                self.waiting.clear();
+            }
+        }
+        let reserved = self.reserved.take().unwrap_or_else(|| {
+            let n = self.snapshot.len();
+            Reserved::Unavailable(Box::new(NoEndpointAvailable::new(n, 0, 0, None)))
+        });
         match reserved {
             Reserved::Endpoint {
                 mut service,

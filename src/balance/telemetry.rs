@@ -18,6 +18,9 @@ pub(crate) struct Telemetry {
     pub(crate) service: Arc<str>,
     /// The time origin of the endpoints' response-time figures.
     pub(crate) base: Instant,
+    /// The peak EWMA's time constant, in nanoseconds (unused by the other
+    /// strategies).
+    pub(crate) decay: f64,
     /// Limits how many endpoints are ejected at once; `None` without
     /// outlier detection.
     pub(crate) gate: Option<Arc<Gate>>,
@@ -33,6 +36,7 @@ pub(crate) struct Telemetry {
 impl Telemetry {
     pub(crate) fn new(
         service: Arc<str>,
+        decay: f64,
         gate: Option<Arc<Gate>>,
         events: Emitter<BalanceEvent>,
     ) -> Self {
@@ -42,6 +46,7 @@ impl Telemetry {
         Telemetry {
             ejections: scope.counter("bulwark_balance_ejections_total", &[]),
             base: Instant::now(),
+            decay,
             service,
             gate,
             events,

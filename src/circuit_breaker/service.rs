@@ -123,7 +123,8 @@ where
             .take()
             .unwrap_or_else(|| breaker.acquire(Instant::now));
         match permit {
-            Permit::Rejected { retry_after } => {
+            permit @ Permit::Rejected { .. } => {
+                let retry_after = permit.retry_after();
                 breaker.on_rejected(retry_after);
                 ResponseFuture::rejected(self.fallback.call(req, CircuitOpen::new(retry_after)))
             }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+#[cfg(feature = "balance")]
 pub(crate) use super::config::Gate;
 use super::config::{Settings, SlidingWindow};
 use super::event::{CircuitEvent, CircuitState, TransitionReason};
@@ -66,8 +67,32 @@ pub(crate) enum Permit {
     Probe { epoch: u64 },
     /// Disabled: the call goes through and nothing is recorded.
     Untracked,
-    /// The call must not reach the inner service.
-    Rejected { retry_after: Option<Duration> },
+    /// The call must not reach the inner service; `retry_after` in
+    /// nanoseconds, `u64::MAX` when unknown (kept small: a permit is moved
+    /// on every call).
+    Rejected { retry_after: u64 },
+}
+
+impl Permit {
+    const UNKNOWN: u64 = u64::MAX;
+
+    fn rejected(retry_after: Option<Duration>) -> Self {
+        Permit::Rejected {
+            retry_after: retry_after.map_or(Self::UNKNOWN, |d| {
+                u64::try_from(d.as_nanos()).unwrap_or(Self::UNKNOWN - 1)
+            }),
+        }
+    }
+
+    /// How long until the next probe, for a rejected call.
+    pub(crate) fn retry_after(self) -> Option<Duration> {
+        match self {
+            Permit::Rejected { retry_after } if retry_after != Self::UNKNOWN => {
+                Some(Duration::from_nanos(retry_after))
+            }
+            _ => None,
+        }
+    }
 }
 
 // The probe word: generation (low 32 bits) | successes (16) | in flight (16).
@@ -257,12 +282,12 @@ impl Breaker {
                     return Permit::Record { epoch };
                 }
                 CircuitState::Disabled => return Permit::Untracked,
-                CircuitState::ForcedOpen => return Permit::Rejected { retry_after: None },
+                CircuitState::ForcedOpen => return Permit::rejected(None),
                 CircuitState::HalfOpen => {
                     return if self.try_probe(epoch) {
                         Permit::Probe { epoch }
                     } else {
-                        Permit::Rejected { retry_after: None }
+                        Permit::rejected(None)
                     };
                 }
                 CircuitState::Open => {
@@ -270,9 +295,7 @@ impl Breaker {
                     let now_nanos = self.nanos(at);
                     let until = self.open_until.load(Acquire);
                     if now_nanos < until {
-                        return Permit::Rejected {
-                            retry_after: Some(Duration::from_nanos(until - now_nanos)),
-                        };
+                        return Permit::rejected(Some(Duration::from_nanos(until - now_nanos)));
                     }
                     // Whoever wins moves the breaker to half-open; either way
                     // look again.
@@ -522,12 +545,14 @@ impl Breaker {
 
     /// Whether calls are being rejected: open or half-open (an ejected
     /// endpoint, for a balancer).
+    #[cfg_attr(not(feature = "balance"), allow(dead_code))]
     pub(crate) fn rejects(&self) -> bool {
         matches!(self.state(), CircuitState::Open | CircuitState::HalfOpen)
     }
 
     /// Stops counting against the group's gate (the endpoint left the
     /// balancer), giving back the place this breaker held, once.
+    #[cfg_attr(not(feature = "balance"), allow(dead_code))]
     pub(crate) fn leave_group(&self) {
         let _trips = self.lock();
         if self.grouped.swap(false, AcqRel) && self.rejects() {
