@@ -13,10 +13,10 @@
 //! |---|---|---|---|
 //! | [`CircuitBreaker`](circuit_breaker::CircuitBreaker) | [`circuit_breaker`] | stops calling a failing service; fails fast or uses a fallback | [`CircuitOpen`](circuit_breaker::error::CircuitOpen) |
 //! | [`Timeout`](timeout::Timeout) | [`timeout`] | a per-attempt deadline; fails or uses a fallback on elapse | tower's [`Elapsed`](timeout::error::Elapsed) |
+//! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //!
-//! Load balancing with outlier ejection, caching with stale-if-error,
-//! retries with budgets, hedging and a RED metrics layer are on the way, in
-//! this same shape.
+//! Caching with stale-if-error, retries with budgets, hedging and a RED
+//! metrics layer are on the way, in this same shape.
 //!
 //! # Recommended order
 //!
@@ -65,7 +65,8 @@
 //!
 //! A layer that can fail on its own returns [`BoxError`] and needs the inner
 //! error to convert into it; tell the errors apart with
-//! `err.is::<CircuitOpen>()` or `err.is::<Elapsed>()` (tower's own
+//! `err.is::<CircuitOpen>()`, `err.is::<NoEndpointAvailable>()` or
+//! `err.is::<Elapsed>()` (tower's own
 //! `Elapsed`, so existing checks keep working). A layer that cannot fail on
 //! its own keeps the inner error type.
 //!
@@ -73,6 +74,7 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
+//! | `balance` | yes | [`balance`] (needs `circuit-breaker`) |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
 //! | `timeout` | yes | [`timeout`] |
 //! | `metrics` | yes | metrics from every enabled layer |
