@@ -6,45 +6,17 @@
 //! Run with `cargo bench --bench overhead`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::convert::Infallible;
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use support::{bench, call};
 use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::timeout::TimeoutLayer;
-
-/// One call: `poll_ready`, `call`, one poll of the response future.
-#[inline]
-fn call<S: Service<u64>>(
-    svc: &mut S,
-    cx: &mut Context<'_>,
-    req: u64,
-) -> Result<S::Response, S::Error> {
-    match svc.poll_ready(cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => unreachable!("always ready"),
-    }
-    match pin!(svc.call(req)).poll(cx) {
-        Poll::Ready(result) => result,
-        Poll::Pending => unreachable!("ready on the first poll"),
-    }
-}
-
-fn bench<S: Service<u64>>(c: &mut Criterion, name: &str, mut svc: S) {
-    let mut cx = Context::from_waker(Waker::noop());
-    c.bench_function(name, |b| {
-        let mut i = 0u64;
-        b.iter(|| {
-            i = i.wrapping_add(1);
-            let _ = black_box(call(&mut svc, &mut cx, black_box(i)));
-        })
-    });
-}
 
 fn echo() -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
     service_fn(|x: u64| async move { Ok::<_, BoxError>(x) })
@@ -52,10 +24,7 @@ fn echo() -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
 
 fn overhead(c: &mut Criterion) {
     // Timers need a runtime context; nothing is spawned on it.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let _guard = rt.enter();
     let breaker = || CircuitBreakerLayer::new(CircuitBreakerConfig::default()).unwrap();
     let timeout = || TimeoutLayer::new(Duration::from_secs(1)).unwrap();

@@ -80,28 +80,37 @@ pub(crate) async fn run(strategy: Strategy) -> Report {
     )
     .expect("valid config");
 
+    // Closed-loop clients calling until `more` says stop, each returning
+    // its latencies.
+    let clients = |more: Arc<dyn Fn() -> bool + Send + Sync>| {
+        (0..CLIENTS)
+            .map(|_| {
+                let (mut lb, more) = (lb.clone(), more.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while more() {
+                        let start = Instant::now();
+                        lb.ready()
+                            .await
+                            .expect("ready")
+                            .call(())
+                            .await
+                            .expect("answered");
+                        latencies.push(start.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+
     // Phase 1: REQUESTS requests from CLIENTS closed-loop clients.
     let issued = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let (mut lb, issued) = (lb.clone(), issued.clone());
-        clients.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while issued.fetch_add(1, Ordering::Relaxed) < REQUESTS as u64 {
-                let start = Instant::now();
-                lb.ready()
-                    .await
-                    .expect("ready")
-                    .call(())
-                    .await
-                    .expect("answered");
-                latencies.push(start.elapsed());
-            }
-            latencies
-        }));
-    }
+    let clients_1 = clients(Arc::new(move || {
+        issued.fetch_add(1, Ordering::Relaxed) < REQUESTS as u64
+    }));
     let mut latencies = Vec::with_capacity(REQUESTS);
-    for client in clients {
+    for client in clients_1 {
         latencies.extend(client.await.expect("client"));
     }
     latencies.sort();
@@ -114,20 +123,7 @@ pub(crate) async fn run(strategy: Strategy) -> Report {
     let window = Duration::from_millis(250);
     let windows = 24; // six seconds
     let stop = Instant::now() + window * windows;
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let mut lb = lb.clone();
-        clients.push(tokio::spawn(async move {
-            while Instant::now() < stop {
-                lb.ready()
-                    .await
-                    .expect("ready")
-                    .call(())
-                    .await
-                    .expect("answered");
-            }
-        }));
-    }
+    let clients_2 = clients(Arc::new(move || Instant::now() < stop));
     let mut shares = Vec::new();
     let mut before: Vec<u64> = hits.iter().map(|h| h.load(Ordering::Relaxed)).collect();
     for _ in 0..windows {
@@ -138,7 +134,7 @@ pub(crate) async fn run(strategy: Strategy) -> Report {
         shares.push(delta[ENDPOINTS - 1] as f64 / sum.max(1) as f64);
         before = now;
     }
-    for client in clients {
+    for client in clients_2 {
         client.await.expect("client");
     }
     let fair = 1.0 / ENDPOINTS as f64;
