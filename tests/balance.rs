@@ -512,6 +512,43 @@ async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reservation_on_a_removed_endpoint_is_dropped_not_moved_to_another() {
+    // tower#856: a balancer that reserved an endpoint by index could, after
+    // a removal shifted the indices, send the request to another endpoint
+    // than the one it checked. Here the reservation names the endpoint; when
+    // that endpoint leaves, the next readiness check picks again.
+    let (tx, rx) =
+        mpsc::unbounded::<Result<Change<&'static str, mock::Mock<u32, u32>>, Infallible>>();
+    let mut lb = LoadBalanceLayer::new(config(Strategy::RoundRobin))
+        .unwrap()
+        .layer(rx);
+    let (a, mut ha) = mock::pair::<u32, u32>();
+    let (b, mut hb) = mock::pair::<u32, u32>();
+    tx.unbounded_send(Ok(Change::Insert("a", a))).unwrap();
+    tx.unbounded_send(Ok(Change::Insert("b", b))).unwrap();
+    // Round robin: the first reservation is `a`.
+    futures::future::poll_fn(|cx| lb.poll_ready(cx))
+        .await
+        .unwrap();
+    tx.unbounded_send(Ok(Change::Remove("a"))).unwrap();
+    futures::future::poll_fn(|cx| lb.poll_ready(cx))
+        .await
+        .unwrap();
+    let call = lb.call(7);
+    let (req, send) = tokio::time::timeout(Duration::from_secs(1), hb.next_request())
+        .await
+        .expect("the request went to `b`")
+        .unwrap();
+    assert_eq!(req, 7);
+    send.send_response(70);
+    assert_eq!(call.await.unwrap(), 70);
+    assert!(
+        matches!(ha.poll_request(), Poll::Ready(None) | Poll::Pending),
+        "nothing reached the removed endpoint"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_busy_set_waits_and_wakes_when_an_endpoint_is_ready() {
     let (a, mut ha) = mock::pair::<(), &'static str>();
     ha.allow(0);

@@ -27,6 +27,15 @@ use crate::config::{Check, ConfigError};
 
 /// Spreads requests over a set of endpoints. See the [module docs](super).
 ///
+/// Written by hand rather than on tower's `p2c::Balance` and `ReadyCache`:
+/// those own their endpoint services (`&mut` access to poll them), so a
+/// balancer built on them cannot be cloned and needs a `Buffer` (a task, a
+/// channel and an allocation per request) to be shared. Here the endpoint
+/// set is shared and immutable, readiness is checked on a clone of the
+/// chosen endpoint, and a reservation names its endpoint rather than an
+/// index that a removal could shift (tower#856). tower's `Discover` and
+/// `Change` are used as they are.
+///
 /// Clones share the endpoint set, the load and health figures, and the
 /// round-robin position; each clone keeps its own readiness reservation and
 /// random number generator. No `Buffer` is needed: a call clones the chosen
