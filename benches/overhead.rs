@@ -16,6 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use support::{bench, call};
 use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
 fn echo() -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
@@ -74,6 +75,14 @@ fn overhead(c: &mut Criterion) {
     let mut cx = Context::from_waker(Waker::noop());
     let _ = call(&mut failing, &mut cx, 0);
     bench(c, "circuit breaker open (timed)", tripped.layer(echo()));
+
+    bench(
+        c,
+        "retry (no retry needed)",
+        RetryLayer::new(RetryConfig::default())
+            .unwrap()
+            .layer(echo()),
+    );
 
     bench(
         c,

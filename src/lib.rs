@@ -13,10 +13,11 @@
 //! |---|---|---|---|
 //! | [`CircuitBreaker`](circuit_breaker::CircuitBreaker) | [`circuit_breaker`] | stops calling a failing service; fails fast or uses a fallback | [`CircuitOpen`](circuit_breaker::error::CircuitOpen) |
 //! | [`Timeout`](timeout::Timeout) | [`timeout`] | a per-attempt deadline; fails or uses a fallback on elapse | tower's [`Elapsed`](timeout::error::Elapsed) |
+//! | [`Retry`](retry::Retry) | [`retry`] | retries failures with exponential backoff and full jitter, within a budget | no: keeps the inner error |
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //!
-//! Caching with stale-if-error, retries with budgets, hedging and a RED
-//! metrics layer are on the way, in this same shape.
+//! Caching with stale-if-error, hedging and a RED metrics layer are on the
+//! way, in this same shape.
 //!
 //! # Recommended order
 //!
@@ -76,6 +77,7 @@
 //! |---|---|---|
 //! | `balance` | yes | [`balance`] (needs `circuit-breaker`) |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
+//! | `retry` | yes | [`retry`] |
 //! | `timeout` | yes | [`timeout`] |
 //! | `metrics` | yes | metrics from every enabled layer |
 //! | `http` | no | [`classify::HttpClassifier`] for `http::Response` |
@@ -96,19 +98,36 @@ pub mod classify;
 // Machinery shared by the layers; a build with only some of them leaves
 // parts of it unused.
 #[cfg_attr(
-    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    not(all(
+        feature = "balance",
+        feature = "circuit-breaker",
+        feature = "retry",
+        feature = "timeout"
+    )),
     allow(dead_code)
 )]
 mod config;
 #[cfg_attr(
-    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    not(all(
+        feature = "balance",
+        feature = "circuit-breaker",
+        feature = "retry",
+        feature = "timeout"
+    )),
     allow(dead_code)
 )]
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
+#[cfg(feature = "retry")]
+pub mod retry;
 #[cfg_attr(
-    not(all(feature = "balance", feature = "circuit-breaker", feature = "timeout")),
+    not(all(
+        feature = "balance",
+        feature = "circuit-breaker",
+        feature = "retry",
+        feature = "timeout"
+    )),
     allow(dead_code)
 )]
 mod telemetry;

@@ -3,7 +3,12 @@
 //! One test in this binary on purpose: the counting allocator sees every
 //! thread of the process, so nothing else may run beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
-#![cfg(all(feature = "circuit-breaker", feature = "timeout", feature = "balance"))]
+#![cfg(all(
+    feature = "circuit-breaker",
+    feature = "timeout",
+    feature = "balance",
+    feature = "retry"
+))]
 
 use std::alloc::System;
 use std::convert::Infallible;
@@ -13,6 +18,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_bulwark::balance::{BalanceConfig, LoadBalance, Strategy};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
 #[global_allocator]
@@ -85,6 +91,15 @@ fn success_path_allocates_nothing() {
             allocations_per_call(stacked).await,
             0.0,
             "breaker over timeout"
+        );
+
+        // Retry when no retry is needed: the request copy of a `u64` and
+        // the service clone allocate nothing.
+        let retry = RetryLayer::new(RetryConfig::default()).unwrap();
+        assert_eq!(
+            allocations_per_call(retry.layer(echo())).await,
+            0.0,
+            "retry"
         );
 
         // Every balancing strategy over four endpoints, with outlier

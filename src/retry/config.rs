@@ -1,0 +1,162 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::RetryEvent;
+use crate::config::{Check, ConfigError};
+use crate::event::Emitter;
+
+/// Configuration of a [`RetryLayer`](super::RetryLayer). Checked when the
+/// layer is built.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bulwark::retry::{RetryConfig, RetryLayer};
+///
+/// let layer = RetryLayer::new(
+///     RetryConfig::default()
+///         .service("users")
+///         .max_attempts(3)
+///         .backoff(Duration::from_millis(50), Duration::from_secs(2))
+///         .budget(0.1, 5, 50),
+/// )?;
+/// # let _ = layer;
+/// # Ok::<_, tower_bulwark::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// The `service` label of the metrics and the name in events.
+    /// Default: `"default"`.
+    pub service: String,
+    /// Attempts per request, the first included; 1 turns retries off.
+    /// Default: 3.
+    pub max_attempts: u32,
+    /// Retry `n` waits a random time in [0, min(`backoff_max`,
+    /// `backoff_base` × 2ⁿ⁻¹)) ("full jitter"). Default: 25 ms.
+    pub backoff_base: Duration,
+    /// The longest wait before a retry, also the cap on a server's
+    /// `Retry-After`. Default: 1 s.
+    pub backoff_max: Duration,
+    /// Retries allowed per first attempt, in [0, 1]. Default: 0.2.
+    pub budget_ratio: f64,
+    /// Retries allowed per second whatever the traffic. Default: 10.
+    pub budget_min_per_second: u32,
+    /// Retries that can be saved up (the budget starts full). Default: 100.
+    pub budget_max: u32,
+    pub(crate) events: Emitter<RetryEvent>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            service: "default".to_owned(),
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_secs(1),
+            budget_ratio: 0.2,
+            budget_min_per_second: 10,
+            budget_max: 100,
+            events: Emitter::none(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Sets [`service`](Self::service).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`backoff_base`](Self::backoff_base) and
+    /// [`backoff_max`](Self::backoff_max).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Sets [`budget_ratio`](Self::budget_ratio),
+    /// [`budget_min_per_second`](Self::budget_min_per_second) and
+    /// [`budget_max`](Self::budget_max).
+    pub fn budget(mut self, ratio: f64, min_per_second: u32, max: u32) -> Self {
+        self.budget_ratio = ratio;
+        self.budget_min_per_second = min_per_second;
+        self.budget_max = max;
+        self
+    }
+
+    /// Calls `callback` with every [`RetryEvent`]. See [`crate::event`].
+    pub fn on_event(mut self, callback: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
+        self.events = Emitter::new(callback);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        let check = Check::layer("retry");
+        check.nonzero("max_attempts", self.max_attempts.into())?;
+        check.duration("backoff_base", self.backoff_base)?;
+        check.not_smaller(
+            "backoff_max",
+            self.backoff_max,
+            "backoff_base",
+            self.backoff_base,
+        )?;
+        check.ratio("budget_ratio", self.budget_ratio)?;
+        check.nonzero("budget_max", self.budget_max.into())?;
+        Ok(Settings {
+            service: Arc::from(self.service.as_str()),
+            max_attempts: self.max_attempts,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+            budget: (
+                self.budget_ratio,
+                self.budget_min_per_second,
+                self.budget_max,
+            ),
+            events: self.events.clone(),
+        })
+    }
+}
+
+impl fmt::Debug for RetryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("service", &self.service)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("budget_ratio", &self.budget_ratio)
+            .field("budget_min_per_second", &self.budget_min_per_second)
+            .field("budget_max", &self.budget_max)
+            .field("on_event", &self.events)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) service: Arc<str>,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) budget: (f64, u32, u32),
+    pub(crate) events: Emitter<RetryEvent>,
+}
+
+/// The wait before retry `retry` (1 for the first retry): `unit` (a random
+/// number in [0, 1)) times min(`max`, `base` × 2^(retry − 1)).
+pub fn backoff(base: Duration, max: Duration, retry: u32, unit: f64) -> Duration {
+    let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
+    let ceiling = (base.as_secs_f64() * 2f64.powi(exponent)).min(max.as_secs_f64());
+    Duration::try_from_secs_f64(ceiling * unit.clamp(0.0, 1.0)).unwrap_or(max)
+}

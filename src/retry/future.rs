@@ -1,0 +1,176 @@
+//! Future types.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::{CloneRequest, RetryAfter, RetryEvent, Shared, backoff};
+use crate::classify::{Classify, Outcome};
+
+pin_project! {
+    /// Response future of [`Retry`](super::Retry): the first attempt, and
+    /// the retries it leads to. Dropping it drops the attempt in flight and
+    /// sends no more.
+    pub struct ResponseFuture<S, Req, C, R, H>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        // The copy of the request for the next retry, if one is possible.
+        request: Option<Req>,
+        // Attempts made so far.
+        attempts: u32,
+        shared: Arc<Shared>,
+        classifier: C,
+        cloner: R,
+        hint: H,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Backoff {
+            #[pin]
+            sleep: Sleep,
+        },
+        Ready,
+    }
+}
+
+impl<S, Req, C, R, H> ResponseFuture<S, Req, C, R, H>
+where
+    S: Service<Req>,
+{
+    pub(super) fn new(
+        future: S::Future,
+        service: S,
+        request: Option<Req>,
+        shared: Arc<Shared>,
+        classifier: C,
+        cloner: R,
+        hint: H,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            service,
+            request,
+            attempts: 1,
+            shared,
+            classifier,
+            cloner,
+            hint,
+        }
+    }
+}
+
+/// Whether `error` is the breaker's [`CircuitOpen`], directly or boxed:
+/// such a call never reached the service, and retrying it would only
+/// hammer the breaker.
+fn is_circuit_open<E: 'static>(error: &E) -> bool {
+    #[cfg(feature = "circuit-breaker")]
+    {
+        use crate::circuit_breaker::error::CircuitOpen;
+        let error = error as &dyn Any;
+        if let Some(boxed) = error.downcast_ref::<crate::BoxError>() {
+            return boxed.is::<CircuitOpen>();
+        }
+        error.is::<CircuitOpen>()
+    }
+    #[cfg(not(feature = "circuit-breaker"))]
+    {
+        let _ = error as &dyn Any;
+        false
+    }
+}
+
+impl<S, Req, C, R, H> Future for ResponseFuture<S, Req, C, R, H>
+where
+    S: Service<Req>,
+    S::Error: 'static,
+    C: Classify<S::Response, S::Error>,
+    R: CloneRequest<Req>,
+    H: RetryAfter<S::Response>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let settings = &this.shared.settings;
+                    let retry = this.request.is_some()
+                        && *this.attempts < settings.max_attempts
+                        && this.classifier.classify(&result) == Outcome::Failure
+                        && !matches!(&result, Err(e) if is_circuit_open(e));
+                    if !retry {
+                        return Poll::Ready(result);
+                    }
+                    if !this.shared.budget.try_withdraw(Instant::now()) {
+                        this.shared.exhausted.increment(1);
+                        let service = &settings.service;
+                        settings.events.emit(|| RetryEvent::BudgetExhausted {
+                            service: service.clone(),
+                        });
+                        return Poll::Ready(result);
+                    }
+                    let hinted = result.as_ref().ok().and_then(|r| this.hint.retry_after(r));
+                    let wait = match hinted {
+                        Some(wait) => wait.min(settings.backoff_max),
+                        None => backoff(
+                            settings.backoff_base,
+                            settings.backoff_max,
+                            *this.attempts,
+                            rand::random::<f64>(),
+                        ),
+                    };
+                    this.state.set(State::Backoff {
+                        sleep: tokio::time::sleep(wait),
+                    });
+                }
+                StateProj::Backoff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    ready!(this.service.poll_ready(cx))?;
+                    let Some(request) = this.request.take() else {
+                        unreachable!("a retry is scheduled only with a copy of the request");
+                    };
+                    *this.attempts += 1;
+                    if *this.attempts < this.shared.settings.max_attempts {
+                        *this.request = this.cloner.clone_request(&request);
+                    }
+                    this.shared.retries.increment(1);
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+impl<S, Req, C, R, H> std::fmt::Debug for ResponseFuture<S, Req, C, R, H>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,304 @@
+//! Retries failed calls, within a budget that keeps an outage from turning
+//! into a retry storm.
+//!
+//! [`Retry`] retries a call whose result the classifier (see
+//! [`crate::classify`]) calls a [`Failure`](crate::classify::Outcome::Failure),
+//! up to [`max_attempts`](RetryConfig::max_attempts) attempts, waiting an
+//! exponentially growing, fully jittered time between attempts. A call the
+//! circuit breaker rejected ([`CircuitOpen`](crate::circuit_breaker::error::CircuitOpen))
+//! is never retried: put this layer *outside* the breaker, as the crate
+//! docs recommend.
+//!
+//! # The budget
+//!
+//! Every first attempt deposits [`budget_ratio`](RetryConfig::budget_ratio)
+//! of a token and every retry takes one, with a floor of
+//! [`budget_min_per_second`](RetryConfig::budget_min_per_second) tokens per
+//! second (Finagle's and Linkerd's defaults: 20 % plus 10 per second). When
+//! a service fails every call, the calls it receives are capped at about
+//! 1.2 times the calls offered, instead of `max_attempts` times. An
+//! exhausted budget is reported as a [`RetryEvent::BudgetExhausted`] and a
+//! metric, and the failure is returned as it is.
+//!
+//! # What is retried, and the request
+//!
+//! Retry only idempotent requests: a request that failed may still have
+//! taken effect (the answer was lost, or the timeout fired after the work
+//! was done). The request is moved into the first attempt, so a copy is
+//! kept when a retry is possible (`max_attempts` > 1): by `Clone`
+//! ([`ByClone`], the default), or by a function of your own given to
+//! [`RetryLayer::clone_requests_with`], which may return `None` for
+//! requests that must not be retried. With the `http` feature,
+//! [`clone_http_request`] copies an `http::Request` whose body is `Clone`
+//! (a buffered body such as `Bytes` or `String`).
+//!
+//! With the `http` feature, [`RetryLayer::respect_retry_after`] makes a
+//! `Retry-After` header (in seconds) on a 429 or 503 response set the next
+//! wait, capped at [`backoff_max`](RetryConfig::backoff_max).
+//!
+//! The layer keeps the inner service's error type; it adds no failure of
+//! its own. Each call carries a clone of the inner service for its retries,
+//! as tower's own `Retry` does.
+//!
+//! # Metrics
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `bulwark_retry_requests_total` | counter | `service` | first attempts |
+//! | `bulwark_retry_retries_total` | counter | `service` | retries sent |
+//! | `bulwark_retry_budget_exhausted_total` | counter | `service` | retries refused by the budget |
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+//! use tower_bulwark::retry::{RetryConfig, RetryLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), BoxError> {
+//! // Fails twice, then answers.
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let counted = calls.clone();
+//! let flaky = service_fn(move |id: u32| {
+//!     let n = counted.fetch_add(1, Ordering::SeqCst);
+//!     async move { if n < 2 { Err::<u32, BoxError>("flaky".into()) } else { Ok(id) } }
+//! });
+//! let mut svc = RetryLayer::new(RetryConfig::default().max_attempts(3))?.layer(flaky);
+//! assert_eq!(svc.ready().await?.call(7).await?, 7);
+//! assert_eq!(calls.load(Ordering::SeqCst), 3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod budget;
+mod config;
+pub mod future;
+mod layer;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower_service::Service;
+
+use self::budget::Budget;
+use self::config::Settings;
+pub use self::config::{RetryConfig, backoff};
+use self::future::ResponseFuture;
+pub use self::layer::RetryLayer;
+use crate::classify::{Classify, DefaultClassifier};
+use crate::telemetry::{Counter, Scope};
+
+/// An event of a retry layer, given to the callback set with
+/// [`RetryConfig::on_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryEvent {
+    /// A retry was refused because the budget is empty.
+    BudgetExhausted {
+        /// The layer's `service` name.
+        service: Arc<str>,
+    },
+}
+
+/// How a request is copied for a possible retry.
+pub trait CloneRequest<Req> {
+    /// A copy of `req`, or `None` if it must not be retried.
+    fn clone_request(&self, req: &Req) -> Option<Req>;
+}
+
+/// Copies requests with `Clone`: the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByClone;
+
+impl<Req: Clone> CloneRequest<Req> for ByClone {
+    #[inline]
+    fn clone_request(&self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+}
+
+impl<F, Req> CloneRequest<Req> for F
+where
+    F: Fn(&Req) -> Option<Req>,
+{
+    fn clone_request(&self, req: &Req) -> Option<Req> {
+        self(req)
+    }
+}
+
+/// Copies an `http::Request` whose body is `Clone`: method, URI, version,
+/// headers and body. Extensions are not copied (they cannot be).
+#[cfg(feature = "http")]
+pub fn clone_http_request<B: Clone>(req: &http::Request<B>) -> Option<http::Request<B>> {
+    let mut copy = http::Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Reads a server's hint of when to retry from a response.
+pub trait RetryAfter<Res> {
+    /// How long the server asked to wait, if it did.
+    fn retry_after(&self, response: &Res) -> Option<Duration>;
+}
+
+/// No hints: the backoff alone sets the wait. The default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRetryAfter;
+
+impl<Res> RetryAfter<Res> for NoRetryAfter {
+    #[inline]
+    fn retry_after(&self, _: &Res) -> Option<Duration> {
+        None
+    }
+}
+
+/// The `Retry-After` header of a 429 or 503 response, in seconds.
+/// (The HTTP-date form is not read; such a response uses the backoff.)
+#[cfg(feature = "http")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpRetryAfter;
+
+#[cfg(feature = "http")]
+impl<B> RetryAfter<http::Response<B>> for HttpRetryAfter {
+    fn retry_after(&self, response: &http::Response<B>) -> Option<Duration> {
+        use http::StatusCode;
+        if !matches!(
+            response.status(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            return None;
+        }
+        let seconds: u64 = response
+            .headers()
+            .get(http::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Duration::from_secs(seconds))
+    }
+}
+
+/// What all clones of a retry layer's services share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) budget: Budget,
+    pub(crate) requests: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) exhausted: Counter,
+}
+
+impl Shared {
+    pub(crate) fn new(settings: Settings) -> Self {
+        let scope = Scope::new(settings.service.clone());
+        let (ratio, min_per_second, max) = settings.budget;
+        Shared {
+            budget: Budget::new(ratio, min_per_second, max),
+            requests: scope.counter("bulwark_retry_requests_total", &[]),
+            retries: scope.counter("bulwark_retry_retries_total", &[]),
+            exhausted: scope.counter("bulwark_retry_budget_exhausted_total", &[]),
+            settings,
+        }
+    }
+}
+
+/// Retries failed calls within a budget. See the [module docs](self).
+///
+/// Clones share the budget (created by the layer).
+#[derive(Debug, Clone)]
+pub struct Retry<S, C = DefaultClassifier, R = ByClone, H = NoRetryAfter> {
+    inner: S,
+    shared: Arc<Shared>,
+    classifier: C,
+    cloner: R,
+    hint: H,
+}
+
+impl<S, C, R, H> Retry<S, C, R, H> {
+    pub(crate) fn from_parts(
+        inner: S,
+        shared: Arc<Shared>,
+        classifier: C,
+        cloner: R,
+        hint: H,
+    ) -> Self {
+        Retry {
+            inner,
+            shared,
+            classifier,
+            cloner,
+            hint,
+        }
+    }
+
+    /// Retries that the budget would allow right now.
+    pub fn budget_balance(&self) -> f64 {
+        self.shared.budget.balance()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, R, H, Req> Service<Req> for Retry<S, C, R, H>
+where
+    S: Service<Req> + Clone,
+    S::Error: 'static,
+    C: Classify<S::Response, S::Error> + Clone,
+    R: CloneRequest<Req> + Clone,
+    H: RetryAfter<S::Response> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, Req, C, R, H>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.shared;
+        shared.budget.deposit();
+        shared.requests.increment(1);
+        let copy = if shared.settings.max_attempts > 1 {
+            self.cloner.clone_request(&req)
+        } else {
+            None
+        };
+        // The ready service makes this call and goes with the future for
+        // the retries; a clone takes its place here.
+        let clone = self.inner.clone();
+        let mut service = std::mem::replace(&mut self.inner, clone);
+        let future = service.call(req);
+        ResponseFuture::new(
+            future,
+            service,
+            copy,
+            shared.clone(),
+            self.classifier.clone(),
+            self.cloner.clone(),
+            self.hint.clone(),
+        )
+    }
+}
