@@ -15,6 +15,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use support::{bench, call};
 use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
+use tower_bulwark::cache::{CacheConfig, CacheLayer};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
@@ -75,6 +76,25 @@ fn overhead(c: &mut Criterion) {
     let mut cx = Context::from_waker(Waker::noop());
     let _ = call(&mut failing, &mut cx, 0);
     bench(c, "circuit breaker open (timed)", tripped.layer(echo()));
+
+    // A hit: every call asks for the same key, stored by the first.
+    let same_key = |_: &u64| Some(0u64);
+    bench(
+        c,
+        "cache hit",
+        CacheLayer::new(CacheConfig::default(), same_key)
+            .unwrap()
+            .layer(echo()),
+    );
+    // A miss: every call a new key (stored, evicting once full).
+    let own_key = |req: &u64| Some(*req);
+    bench(
+        c,
+        "cache miss (stored)",
+        CacheLayer::new(CacheConfig::default(), own_key)
+            .unwrap()
+            .layer(echo()),
+    );
 
     bench(
         c,

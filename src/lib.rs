@@ -13,11 +13,11 @@
 //! |---|---|---|---|
 //! | [`CircuitBreaker`](circuit_breaker::CircuitBreaker) | [`circuit_breaker`] | stops calling a failing service; fails fast or uses a fallback | [`CircuitOpen`](circuit_breaker::error::CircuitOpen) |
 //! | [`Timeout`](timeout::Timeout) | [`timeout`] | a per-attempt deadline; fails or uses a fallback on elapse | tower's [`Elapsed`](timeout::error::Elapsed) |
+//! | [`Cache`](cache::Cache) | [`cache`] | answers repeated requests from memory; serves stale entries when the service fails; coalesces identical misses | no: keeps the inner error |
 //! | [`Retry`](retry::Retry) | [`retry`] | retries failures with exponential backoff and full jitter, within a budget | no: keeps the inner error |
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //!
-//! Caching with stale-if-error, hedging and a RED metrics layer are on the
-//! way, in this same shape.
+//! Hedging and a RED metrics layer are on the way, in this same shape.
 //!
 //! # Recommended order
 //!
@@ -76,6 +76,7 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `balance` | yes | [`balance`] (needs `circuit-breaker`) |
+//! | `cache` | yes | [`cache`] (uses `moka`) |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
 //! | `retry` | yes | [`retry`] |
 //! | `timeout` | yes | [`timeout`] |
@@ -92,6 +93,8 @@
 
 #[cfg(feature = "balance")]
 pub mod balance;
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
@@ -100,6 +103,7 @@ pub mod classify;
 #[cfg_attr(
     not(all(
         feature = "balance",
+        feature = "cache",
         feature = "circuit-breaker",
         feature = "retry",
         feature = "timeout"
@@ -110,6 +114,7 @@ mod config;
 #[cfg_attr(
     not(all(
         feature = "balance",
+        feature = "cache",
         feature = "circuit-breaker",
         feature = "retry",
         feature = "timeout"
@@ -124,6 +129,7 @@ pub mod retry;
 #[cfg_attr(
     not(all(
         feature = "balance",
+        feature = "cache",
         feature = "circuit-breaker",
         feature = "retry",
         feature = "timeout"

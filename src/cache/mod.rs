@@ -1,0 +1,327 @@
+//! Answers repeated requests from memory, and keeps answering when the
+//! service fails.
+//!
+//! [`Cache`] keys each request with a function of yours (`None` means "do
+//! not cache this one"), and stores the responses the classifier (see
+//! [`crate::classify`]) calls a success. Storage is [`moka`]: bounded by
+//! [`max_entries`](CacheConfig::max_entries), with the time to live you
+//! set.
+//!
+//! - **Fresh**: an entry younger than [`ttl`](CacheConfig::ttl) answers
+//!   without calling the service.
+//! - **Stale-if-error**: for a further
+//!   [`stale_if_error`](CacheConfig::stale_if_error), an expired entry is
+//!   served when the service fails (an error, or a response classified as a
+//!   failure). This is how the cache lowers dependence on a failing service.
+//! - **Single-flight**: concurrent misses for one key make one inner call;
+//!   the others wait for it and share its answer. If it failed with an
+//!   error, they get a [`error::SharedError`] wrapping it (the
+//!   caller that made the call gets the error itself when nobody waited).
+//!   If that call is cancelled, each waiter makes its own call: no request
+//!   is lost.
+//!
+//! The caller tells a cached answer from a fresh one by its
+//! [`CacheStatus`]: by default responses come wrapped in [`Cached`]; with
+//! the `http` feature, [`CacheLayer::http_extension`] leaves
+//! `http::Response`s as they are and puts the status in their extensions.
+//!
+//! # HTTP bodies
+//!
+//! A stored response is cloned for every hit, so its type must be `Clone`.
+//! A streaming body (`axum::body::Body`, `hyper::body::Incoming`) is not:
+//! collect it to `Bytes` first (for example with
+//! `http_body_util::BodyExt::collect` in a `map_response` layer or in your
+//! client service), and cache `http::Response<Bytes>`.
+//!
+//! The layer keeps the inner service's error type (it needs
+//! `E: From<SharedError<E>>`, which `BoxError` and `Infallible` are).
+//! Each service the layer wraps gets its own store; clones share it.
+//!
+//! # Metrics
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `bulwark_cache_requests_total` | counter | `service`, `result` | `hit`, `miss`, `stale`, `coalesced` |
+//! | `bulwark_cache_entries` | gauge | `service` | entries stored |
+//! | `bulwark_cache_evictions_total` | counter | `service` | entries evicted for room |
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+//! use tower_bulwark::cache::{CacheConfig, CacheLayer, CacheStatus};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), BoxError> {
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let counted = calls.clone();
+//! let users = service_fn(move |id: u32| {
+//!     counted.fetch_add(1, Ordering::SeqCst);
+//!     async move { Ok::<_, BoxError>(format!("user {id}")) }
+//! });
+//! let layer = CacheLayer::new(
+//!     CacheConfig::default().ttl(Duration::from_secs(30)),
+//!     |id: &u32| Some(*id),
+//! )?;
+//! let mut svc = layer.layer(users);
+//!
+//! let first = svc.ready().await?.call(7).await?;
+//! assert_eq!((first.status(), first.get_ref().as_str()), (CacheStatus::Miss, "user 7"));
+//! let second = svc.ready().await?.call(7).await?;
+//! assert_eq!(second.status(), CacheStatus::Hit);
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+pub mod error;
+pub mod future;
+mod layer;
+mod store;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+pub use self::config::CacheConfig;
+use self::error::SharedError;
+use self::future::ResponseFuture;
+pub use self::layer::CacheLayer;
+pub(crate) use self::store::Store;
+use crate::classify::{Classify, DefaultClassifier};
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// A fresh stored answer; the service was not called.
+    Hit,
+    /// The service's answer to this request.
+    Miss,
+    /// An expired stored answer, served because the service failed.
+    Stale,
+    /// The answer to an identical request in flight at the same time.
+    Coalesced,
+}
+
+impl CacheStatus {
+    /// The value of the `result` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Coalesced => "coalesced",
+        }
+    }
+}
+
+/// A response and where it came from: what [`Cache`] answers by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached<T> {
+    response: T,
+    status: CacheStatus,
+}
+
+impl<T> Cached<T> {
+    /// Where the response came from.
+    pub fn status(&self) -> CacheStatus {
+        self.status
+    }
+
+    /// Whether it is an expired answer served because the service failed.
+    pub fn is_stale(&self) -> bool {
+        self.status == CacheStatus::Stale
+    }
+
+    /// The response.
+    pub fn get_ref(&self) -> &T {
+        &self.response
+    }
+
+    /// The response, without its status.
+    pub fn into_inner(self) -> T {
+        self.response
+    }
+}
+
+/// How a response carries its [`CacheStatus`] to the caller.
+pub trait MarkStatus<T> {
+    /// What the cache answers.
+    type Response;
+
+    /// `response` with `status`.
+    fn mark(&self, response: T, status: CacheStatus) -> Self::Response;
+}
+
+/// Wraps every response in [`Cached`]: the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrap;
+
+impl<T> MarkStatus<T> for Wrap {
+    type Response = Cached<T>;
+
+    #[inline]
+    fn mark(&self, response: T, status: CacheStatus) -> Cached<T> {
+        Cached { response, status }
+    }
+}
+
+/// Leaves `http::Response`s as they are, with their [`CacheStatus`] in
+/// their extensions: `response.extensions().get::<CacheStatus>()`.
+#[cfg(feature = "http")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpExtension;
+
+#[cfg(feature = "http")]
+impl<B> MarkStatus<http::Response<B>> for HttpExtension {
+    type Response = http::Response<B>;
+
+    fn mark(&self, mut response: http::Response<B>, status: CacheStatus) -> http::Response<B> {
+        response.extensions_mut().insert(status);
+        response
+    }
+}
+
+/// Caches a service's answers. See the [module docs](self).
+pub struct Cache<S, Req, K, F, C = DefaultClassifier, M = Wrap>
+where
+    S: Service<Req>,
+{
+    inner: S,
+    key: F,
+    classifier: C,
+    marker: M,
+    store: Arc<Store<K, S::Response, S::Error>>,
+    _request: PhantomData<fn(Req)>,
+}
+
+impl<S, Req, K, F, C, M> Cache<S, Req, K, F, C, M>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn from_parts(
+        inner: S,
+        key: F,
+        classifier: C,
+        marker: M,
+        store: Arc<Store<K, S::Response, S::Error>>,
+    ) -> Self {
+        Cache {
+            inner,
+            key,
+            classifier,
+            marker,
+            store,
+            _request: PhantomData,
+        }
+    }
+
+    /// Entries stored, after pending evictions are applied.
+    pub fn entry_count(&self) -> u64
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        S::Response: Clone + Send + Sync + 'static,
+    {
+        self.store.entry_count()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, K, F, C, M> Clone for Cache<S, Req, K, F, C, M>
+where
+    S: Service<Req> + Clone,
+    F: Clone,
+    C: Clone,
+    M: Clone,
+{
+    fn clone(&self) -> Self {
+        Cache {
+            inner: self.inner.clone(),
+            key: self.key.clone(),
+            classifier: self.classifier.clone(),
+            marker: self.marker.clone(),
+            store: self.store.clone(),
+            _request: PhantomData,
+        }
+    }
+}
+
+impl<S, Req, K, F, C, M> std::fmt::Debug for Cache<S, Req, K, F, C, M>
+where
+    S: Service<Req> + std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, K, F, C, M> Service<Req> for Cache<S, Req, K, F, C, M>
+where
+    S: Service<Req> + Clone,
+    S::Response: Clone + Send + Sync + 'static,
+    S::Error: From<SharedError<S::Error>> + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    F: Fn(&Req) -> Option<K>,
+    C: Classify<S::Response, S::Error> + Clone,
+    M: MarkStatus<S::Response> + Clone,
+{
+    type Response = M::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, Req, K, C, M>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let marker = self.marker.clone();
+        let Some(key) = (self.key)(&req) else {
+            return ResponseFuture::bypass(self.inner.call(req), marker);
+        };
+        let (fresh, stale) = self.store.lookup(&key);
+        if let Some(response) = fresh {
+            return ResponseFuture::hit(response, marker, &self.store);
+        }
+        match self.store.join_or_lead(&key) {
+            store::Role::Waiter(flight) => {
+                // This call's turn with the inner service is given up: the
+                // waiter calls a clone only if the leader is cancelled.
+                let service = self.inner.clone();
+                ResponseFuture::waiter(flight, stale, req, service, marker, self.store.clone())
+            }
+            store::Role::Leader(flight) => ResponseFuture::leader(
+                self.inner.call(req),
+                flight,
+                key,
+                stale,
+                self.classifier.clone(),
+                marker,
+                self.store.clone(),
+            ),
+        }
+    }
+}
