@@ -17,6 +17,7 @@ use support::{bench, call};
 use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
 use tower_bulwark::cache::{CacheConfig, CacheLayer};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
@@ -92,6 +93,14 @@ fn overhead(c: &mut Criterion) {
         c,
         "cache miss (stored)",
         CacheLayer::new(CacheConfig::default(), own_key)
+            .unwrap()
+            .layer(echo()),
+    );
+
+    bench(
+        c,
+        "hedge (no hedge sent)",
+        HedgeLayer::new(HedgeConfig::default())
             .unwrap()
             .layer(echo()),
     );

@@ -17,7 +17,9 @@
 //! | [`Retry`](retry::Retry) | [`retry`] | retries failures with exponential backoff and full jitter, within a budget | no: keeps the inner error |
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //!
-//! Hedging and a RED metrics layer are on the way, in this same shape.
+//! | [`Hedge`](hedge::Hedge) | [`hedge`] | sends a second attempt when the first is slower than a percentile, within a budget | no: keeps the inner error |
+//!
+//! A RED metrics layer is on the way, in this same shape.
 //!
 //! # Recommended order
 //!
@@ -78,6 +80,7 @@
 //! | `balance` | yes | [`balance`] (needs `circuit-breaker`) |
 //! | `cache` | yes | [`cache`] (uses `moka`) |
 //! | `circuit-breaker` | yes | [`circuit_breaker`] |
+//! | `hedge` | yes | [`hedge`] |
 //! | `retry` | yes | [`retry`] |
 //! | `timeout` | yes | [`timeout`] |
 //! | `metrics` | yes | metrics from every enabled layer |
@@ -105,6 +108,7 @@ pub mod classify;
         feature = "balance",
         feature = "cache",
         feature = "circuit-breaker",
+        feature = "hedge",
         feature = "retry",
         feature = "timeout"
     )),
@@ -116,6 +120,7 @@ mod config;
         feature = "balance",
         feature = "cache",
         feature = "circuit-breaker",
+        feature = "hedge",
         feature = "retry",
         feature = "timeout"
     )),
@@ -124,6 +129,8 @@ mod config;
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
+#[cfg(feature = "hedge")]
+pub mod hedge;
 #[cfg(feature = "retry")]
 pub mod retry;
 #[cfg_attr(
@@ -131,6 +138,7 @@ pub mod retry;
         feature = "balance",
         feature = "cache",
         feature = "circuit-breaker",
+        feature = "hedge",
         feature = "retry",
         feature = "timeout"
     )),
@@ -141,6 +149,11 @@ mod telemetry;
 pub mod timeout;
 
 pub use crate::config::ConfigError;
+
+#[cfg(any(feature = "retry", feature = "hedge"))]
+mod budget;
+#[cfg(any(feature = "retry", feature = "hedge"))]
+pub mod request;
 
 // Compiles the README's examples as doctests.
 #[cfg(doctest)]

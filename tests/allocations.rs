@@ -7,7 +7,8 @@
     feature = "circuit-breaker",
     feature = "timeout",
     feature = "balance",
-    feature = "retry"
+    feature = "retry",
+    feature = "hedge"
 ))]
 
 use std::alloc::System;
@@ -18,6 +19,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_bulwark::balance::{BalanceConfig, LoadBalance, Strategy};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
@@ -100,6 +102,15 @@ fn success_path_allocates_nothing() {
             allocations_per_call(retry.layer(echo())).await,
             0.0,
             "retry"
+        );
+
+        // Hedge when no hedge is sent: the warm-up gives it a percentile,
+        // so every call arms its timer, and none fires.
+        let hedge = HedgeLayer::new(HedgeConfig::default()).unwrap();
+        assert_eq!(
+            allocations_per_call(hedge.layer(echo())).await,
+            0.0,
+            "hedge"
         );
 
         // Every balancing strategy over four endpoints, with outlier

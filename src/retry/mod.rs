@@ -72,7 +72,6 @@
 //! # }
 //! ```
 
-mod budget;
 mod config;
 pub mod future;
 mod layer;
@@ -83,12 +82,15 @@ use std::time::Duration;
 
 use tower_service::Service;
 
-use self::budget::Budget;
 use self::config::Settings;
 pub use self::config::{RetryConfig, backoff};
 use self::future::ResponseFuture;
 pub use self::layer::RetryLayer;
+use crate::budget::Budget;
 use crate::classify::{Classify, DefaultClassifier};
+#[cfg(feature = "http")]
+pub use crate::request::clone_http_request;
+pub use crate::request::{ByClone, CloneRequest};
 use crate::telemetry::{Counter, Scope};
 
 /// An event of a retry layer, given to the callback set with
@@ -101,44 +103,6 @@ pub enum RetryEvent {
         /// The layer's `service` name.
         service: Arc<str>,
     },
-}
-
-/// How a request is copied for a possible retry.
-pub trait CloneRequest<Req> {
-    /// A copy of `req`, or `None` if it must not be retried.
-    fn clone_request(&self, req: &Req) -> Option<Req>;
-}
-
-/// Copies requests with `Clone`: the default.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ByClone;
-
-impl<Req: Clone> CloneRequest<Req> for ByClone {
-    #[inline]
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
-
-impl<F, Req> CloneRequest<Req> for F
-where
-    F: Fn(&Req) -> Option<Req>,
-{
-    fn clone_request(&self, req: &Req) -> Option<Req> {
-        self(req)
-    }
-}
-
-/// Copies an `http::Request` whose body is `Clone`: method, URI, version,
-/// headers and body. Extensions are not copied (they cannot be).
-#[cfg(feature = "http")]
-pub fn clone_http_request<B: Clone>(req: &http::Request<B>) -> Option<http::Request<B>> {
-    let mut copy = http::Request::new(req.body().clone());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    Some(copy)
 }
 
 /// Reads a server's hint of when to retry from a response.

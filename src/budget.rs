@@ -1,5 +1,5 @@
-//! The retry budget: retries may be at most a share of recent first
-//! attempts, plus a small floor per second.
+//! The budget of extra attempts (retries, hedges): at most a share of
+//! first attempts, plus a small floor per second.
 //!
 //! Written by hand rather than taken from tower's `TpsBudget`, which takes a
 //! mutex and reads the clock on every deposit, that is on every request's
@@ -27,9 +27,8 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// `ratio` retries per first attempt, `min_per_second` retries per
-    /// second at least, and at most `max` retries saved up (the bucket
-    /// starts full).
+    /// `ratio` extra attempts per first attempt, `min_per_second` per
+    /// second at least, and at most `max` saved up (the bucket starts full).
     pub(crate) fn new(ratio: f64, min_per_second: u32, max: u32) -> Self {
         let cap = i64::from(max) * UNIT;
         Budget {
@@ -51,7 +50,7 @@ impl Budget {
         });
     }
 
-    /// A retry: takes one token if there is one.
+    /// An extra attempt: takes one token if there is one.
     pub(crate) fn try_withdraw(&self, now: Instant) -> bool {
         self.refill(now);
         self.tokens
@@ -82,7 +81,8 @@ impl Budget {
         }
     }
 
-    /// Retries that could be made now.
+    /// Extra attempts that could be made now.
+    #[cfg_attr(not(feature = "retry"), allow(dead_code))]
     pub(crate) fn balance(&self) -> f64 {
         self.tokens.load(Relaxed) as f64 / UNIT as f64
     }
