@@ -11,6 +11,43 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 
 use tokio::time::Instant;
 
+use crate::config::{Check, ConfigError};
+
+/// A budget of extra attempts (retries, hedges): at most `ratio` of them
+/// per first attempt, plus `min_per_second` whatever the traffic, with at
+/// most `max` saved up (the budget starts full).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BudgetConfig {
+    /// Extra attempts per first attempt, in [0, 1].
+    pub ratio: f64,
+    /// Extra attempts per second whatever the traffic.
+    pub min_per_second: u32,
+    /// Extra attempts that can be saved up; at least 1.
+    pub max: u32,
+}
+
+impl BudgetConfig {
+    /// A budget of `ratio` per first attempt, `min_per_second`, and `max`
+    /// saved up.
+    pub fn new(ratio: f64, min_per_second: u32, max: u32) -> Self {
+        BudgetConfig {
+            ratio,
+            min_per_second,
+            max,
+        }
+    }
+
+    pub(crate) fn validate(&self, check: Check) -> Result<(), ConfigError> {
+        check.ratio("budget.ratio", self.ratio)?;
+        check.nonzero("budget.max", self.max.into())
+    }
+
+    pub(crate) fn build(&self) -> Budget {
+        Budget::new(self.ratio, self.min_per_second, self.max)
+    }
+}
+
 /// One retry's worth of tokens.
 const UNIT: i64 = 1_000;
 
@@ -82,7 +119,6 @@ impl Budget {
     }
 
     /// Extra attempts that could be made now.
-    #[cfg_attr(not(feature = "retry"), allow(dead_code))]
     pub(crate) fn balance(&self) -> f64 {
         self.tokens.load(Relaxed) as f64 / UNIT as f64
     }

@@ -93,6 +93,21 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The machinery the layers share (validation, events, metrics, budgets, the
+// breaker's group gate) is partly unused when only some layers are built;
+// the build with every feature is the one checked for dead code.
+#![cfg_attr(
+    not(all(
+        feature = "balance",
+        feature = "cache",
+        feature = "circuit-breaker",
+        feature = "hedge",
+        feature = "retry",
+        feature = "timeout",
+        feature = "metrics"
+    )),
+    allow(dead_code)
+)]
 
 #[cfg(feature = "balance")]
 pub mod balance;
@@ -101,31 +116,7 @@ pub mod cache;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
-// Machinery shared by the layers; a build with only some of them leaves
-// parts of it unused.
-#[cfg_attr(
-    not(all(
-        feature = "balance",
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "hedge",
-        feature = "retry",
-        feature = "timeout"
-    )),
-    allow(dead_code)
-)]
 mod config;
-#[cfg_attr(
-    not(all(
-        feature = "balance",
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "hedge",
-        feature = "retry",
-        feature = "timeout"
-    )),
-    allow(dead_code)
-)]
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
@@ -133,17 +124,6 @@ pub mod fallback;
 pub mod hedge;
 #[cfg(feature = "retry")]
 pub mod retry;
-#[cfg_attr(
-    not(all(
-        feature = "balance",
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "hedge",
-        feature = "retry",
-        feature = "timeout"
-    )),
-    allow(dead_code)
-)]
 mod telemetry;
 #[cfg(feature = "timeout")]
 pub mod timeout;

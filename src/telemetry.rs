@@ -46,7 +46,6 @@ impl Gauge {
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
     // `None` for a scope whose handles are all no-ops.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     service: Option<Arc<str>>,
 }
 

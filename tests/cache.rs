@@ -271,6 +271,27 @@ async fn the_capacity_bound_holds_after_a_hundred_thousand_keys() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_weight_bound_holds_with_a_weigher() {
+    let backend = Backend::default();
+    let key: KeyFn = |k| Some(*k);
+    // Each answer weighs its length in bytes ("v1" .. "v20000"): at most
+    // 2 000 bytes kept.
+    let mut svc = CacheLayer::new(CacheConfig::default().max_entries(2_000), key)
+        .unwrap()
+        .weigh_with(|_: &u32, body: &String| body.len() as u32)
+        .layer(backend.service());
+    for k in 0..20_000 {
+        svc.ready().await.unwrap().call(k).await.unwrap();
+    }
+    let weight = svc.weighted_size();
+    assert!(weight <= 2_000, "{weight} bytes");
+    assert!(
+        svc.entry_count() < 2_000 / 2,
+        "entries weigh more than one each"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_without_a_key_are_not_cached() {
     let backend = Backend::default();
     let odd_only = |k: &u32| (k % 2 == 1).then_some(*k);

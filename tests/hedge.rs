@@ -209,8 +209,8 @@ fn bad_configuration_is_a_typed_error_naming_the_field() {
             "delay.fixed",
         ),
         (HedgeConfig::default().minimum_samples(0), "minimum_samples"),
-        (HedgeConfig::default().budget(2.0, 1, 10), "budget_ratio"),
-        (HedgeConfig::default().budget(0.05, 1, 0), "budget_max"),
+        (HedgeConfig::default().budget(2.0, 1, 10), "budget.ratio"),
+        (HedgeConfig::default().budget(0.05, 1, 0), "budget.max"),
     ];
     for (config, field) in cases {
         let err = HedgeLayer::new(config).unwrap_err();

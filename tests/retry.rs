@@ -299,9 +299,9 @@ fn bad_configuration_is_a_typed_error_naming_the_field() {
             "backoff_base",
         ),
         (RetryConfig::default().backoff(d * 2, d), "backoff_max"),
-        (RetryConfig::default().budget(1.5, 10, 100), "budget_ratio"),
-        (RetryConfig::default().budget(-0.1, 10, 100), "budget_ratio"),
-        (RetryConfig::default().budget(0.2, 10, 0), "budget_max"),
+        (RetryConfig::default().budget(1.5, 10, 100), "budget.ratio"),
+        (RetryConfig::default().budget(-0.1, 10, 100), "budget.ratio"),
+        (RetryConfig::default().budget(0.2, 10, 0), "budget.max"),
     ];
     for (config, field) in cases {
         let err = RetryLayer::new(config).unwrap_err();

@@ -16,7 +16,8 @@ pub struct CacheConfig {
     /// How long after `ttl` an entry may still answer when the service
     /// fails. Zero turns stale-if-error off. Default: 5 min.
     pub stale_if_error: Duration,
-    /// The most entries kept; the least used go first. Default: 10 000.
+    /// The most entries kept (or the most total weight, with a weigher);
+    /// the least used go first. Default: 10 000.
     pub max_entries: u64,
 }
 

@@ -4,8 +4,8 @@
 //! [`Cache`] keys each request with a function of yours (`None` means "do
 //! not cache this one"), and stores the responses the classifier (see
 //! [`crate::classify`]) calls a success. Storage is [`moka`]: bounded by
-//! [`max_entries`](CacheConfig::max_entries), with the time to live you
-//! set.
+//! [`max_entries`](CacheConfig::max_entries), or by total weight with
+//! [`CacheLayer::weigh_with`], with the time to live you set.
 //!
 //! - **Fresh**: an entry younger than [`ttl`](CacheConfig::ttl) answers
 //!   without calling the service.
@@ -92,7 +92,7 @@ use tower_service::Service;
 pub use self::config::CacheConfig;
 use self::error::SharedError;
 use self::future::ResponseFuture;
-pub use self::layer::CacheLayer;
+pub use self::layer::{CacheLayer, Unweighted, Weigher};
 pub(crate) use self::store::Store;
 use crate::classify::{Classify, DefaultClassifier};
 
@@ -221,6 +221,16 @@ where
             store,
             _request: PhantomData,
         }
+    }
+
+    /// The total weight stored ([`CacheLayer::weigh_with`]), or the entry
+    /// count without a weigher, after pending evictions are applied.
+    pub fn weighted_size(&self) -> u64
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        S::Response: Clone + Send + Sync + 'static,
+    {
+        self.store.weighted_size()
     }
 
     /// Entries stored, after pending evictions are applied.

@@ -65,6 +65,9 @@ struct CacheMetrics {
     entries: Gauge,
 }
 
+/// Gives an entry's weight, for a store bounded by total weight.
+pub(crate) type WeighFn<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
 /// A cache's shared state.
 pub(crate) struct Store<K, V, E> {
     settings: Settings,
@@ -78,11 +81,16 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn new(settings: Settings) -> Self {
+    /// A store bounded by entries, or by the total of `weigher` when given
+    /// (then `max_entries` is the most total weight).
+    pub(crate) fn new(settings: Settings, weigher: Option<WeighFn<K, V>>) -> Self {
         let scope = Scope::new(settings.service.clone());
         let evictions = scope.counter("bulwark_cache_evictions_total", &[]);
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(settings.max_entries)
+        let mut builder = moka::sync::Cache::builder().max_capacity(settings.max_entries);
+        if let Some(weigher) = weigher {
+            builder = builder.weigher(move |k: &K, entry: &Entry<V>| weigher(k, &entry.response));
+        }
+        let entries = builder
             .time_to_live(settings.ttl.saturating_add(settings.stale_if_error))
             .eviction_listener(move |_key, _value, cause| {
                 if cause == RemovalCause::Size {
@@ -149,6 +157,12 @@ where
         let count = self.entries.entry_count();
         self.metrics.entries.set(count as f64);
         count
+    }
+
+    /// The total weight stored (the entry count without a weigher).
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 }
 

@@ -435,7 +435,6 @@ pub(crate) struct Gate {
     max_percent: f64,
 }
 
-#[cfg_attr(not(feature = "balance"), allow(dead_code))]
 impl Gate {
     pub(crate) fn new(max_percent: f64) -> Self {
         Gate {

@@ -545,14 +545,12 @@ impl Breaker {
 
     /// Whether calls are being rejected: open or half-open (an ejected
     /// endpoint, for a balancer).
-    #[cfg_attr(not(feature = "balance"), allow(dead_code))]
     pub(crate) fn rejects(&self) -> bool {
         matches!(self.state(), CircuitState::Open | CircuitState::HalfOpen)
     }
 
     /// Stops counting against the group's gate (the endpoint left the
     /// balancer), giving back the place this breaker held, once.
-    #[cfg_attr(not(feature = "balance"), allow(dead_code))]
     pub(crate) fn leave_group(&self) {
         let _trips = self.lock();
         if self.grouped.swap(false, AcqRel) && self.rejects() {

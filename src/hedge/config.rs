@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::BudgetConfig;
 use crate::config::{Check, ConfigError};
 
 /// When the second attempt is sent.
@@ -25,12 +26,9 @@ pub struct HedgeConfig {
     pub delay: HedgeDelay,
     /// Latencies seen before a percentile delay is used. Default: 100.
     pub minimum_samples: u64,
-    /// Hedges allowed per request, in [0, 1]. Default: 0.05.
-    pub budget_ratio: f64,
-    /// Hedges allowed per second whatever the traffic. Default: 1.
-    pub budget_min_per_second: u32,
-    /// Hedges that can be saved up (the budget starts full). Default: 10.
-    pub budget_max: u32,
+    /// The budget of hedges. Default: 5 % of requests plus 1 a second, 10
+    /// saved up.
+    pub budget: BudgetConfig,
 }
 
 impl Default for HedgeConfig {
@@ -39,9 +37,7 @@ impl Default for HedgeConfig {
             service: "default".to_owned(),
             delay: HedgeDelay::Percentile(0.95),
             minimum_samples: 100,
-            budget_ratio: 0.05,
-            budget_min_per_second: 1,
-            budget_max: 10,
+            budget: BudgetConfig::new(0.05, 1, 10),
         }
     }
 }
@@ -65,13 +61,10 @@ impl HedgeConfig {
         self
     }
 
-    /// Sets [`budget_ratio`](Self::budget_ratio),
-    /// [`budget_min_per_second`](Self::budget_min_per_second) and
-    /// [`budget_max`](Self::budget_max).
+    /// Sets [`budget`](Self::budget): `ratio` per first attempt,
+    /// `min_per_second`, and `max` saved up.
     pub fn budget(mut self, ratio: f64, min_per_second: u32, max: u32) -> Self {
-        self.budget_ratio = ratio;
-        self.budget_min_per_second = min_per_second;
-        self.budget_max = max;
+        self.budget = BudgetConfig::new(ratio, min_per_second, max);
         self
     }
 
@@ -82,17 +75,12 @@ impl HedgeConfig {
             HedgeDelay::Fixed(d) => check.duration("delay.fixed", d)?,
         }
         check.nonzero("minimum_samples", self.minimum_samples)?;
-        check.ratio("budget_ratio", self.budget_ratio)?;
-        check.nonzero("budget_max", self.budget_max.into())?;
+        self.budget.validate(check)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
             delay: self.delay,
             minimum_samples: self.minimum_samples,
-            budget: (
-                self.budget_ratio,
-                self.budget_min_per_second,
-                self.budget_max,
-            ),
+            budget: self.budget,
         })
     }
 }
@@ -102,5 +90,5 @@ pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
     pub(crate) delay: HedgeDelay,
     pub(crate) minimum_samples: u64,
-    pub(crate) budget: (f64, u32, u32),
+    pub(crate) budget: BudgetConfig,
 }

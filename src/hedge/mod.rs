@@ -69,6 +69,7 @@ use self::future::ResponseFuture;
 use self::histogram::Histogram;
 pub use self::layer::HedgeLayer;
 use crate::budget::Budget;
+pub use crate::budget::BudgetConfig;
 pub use crate::request::{ByClone, CloneRequest};
 use crate::telemetry::{Counter, Scope};
 
@@ -89,10 +90,9 @@ impl Shared {
             HedgeDelay::Percentile(p) => p,
             HedgeDelay::Fixed(_) => 1.0,
         };
-        let (ratio, min_per_second, max) = settings.budget;
         Shared {
             histogram: Histogram::new(percentile, settings.minimum_samples),
-            budget: Budget::new(ratio, min_per_second, max),
+            budget: settings.budget.build(),
             sent: scope.counter("bulwark_hedge_sent_total", &[]),
             won: scope.counter("bulwark_hedge_won_total", &[]),
             settings,

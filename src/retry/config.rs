@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RetryEvent;
+use crate::budget::BudgetConfig;
 use crate::config::{Check, ConfigError};
 use crate::event::Emitter;
 
@@ -40,12 +41,9 @@ pub struct RetryConfig {
     /// The longest wait before a retry, also the cap on a server's
     /// `Retry-After`. Default: 1 s.
     pub backoff_max: Duration,
-    /// Retries allowed per first attempt, in [0, 1]. Default: 0.2.
-    pub budget_ratio: f64,
-    /// Retries allowed per second whatever the traffic. Default: 10.
-    pub budget_min_per_second: u32,
-    /// Retries that can be saved up (the budget starts full). Default: 100.
-    pub budget_max: u32,
+    /// The budget of retries. Default: 20 % of first attempts plus 10 a
+    /// second, 100 saved up (Finagle's and Linkerd's defaults).
+    pub budget: BudgetConfig,
     pub(crate) events: Emitter<RetryEvent>,
 }
 
@@ -56,9 +54,7 @@ impl Default for RetryConfig {
             max_attempts: 3,
             backoff_base: Duration::from_millis(25),
             backoff_max: Duration::from_secs(1),
-            budget_ratio: 0.2,
-            budget_min_per_second: 10,
-            budget_max: 100,
+            budget: BudgetConfig::new(0.2, 10, 100),
             events: Emitter::none(),
         }
     }
@@ -85,13 +81,10 @@ impl RetryConfig {
         self
     }
 
-    /// Sets [`budget_ratio`](Self::budget_ratio),
-    /// [`budget_min_per_second`](Self::budget_min_per_second) and
-    /// [`budget_max`](Self::budget_max).
+    /// Sets [`budget`](Self::budget): `ratio` per first attempt,
+    /// `min_per_second`, and `max` saved up.
     pub fn budget(mut self, ratio: f64, min_per_second: u32, max: u32) -> Self {
-        self.budget_ratio = ratio;
-        self.budget_min_per_second = min_per_second;
-        self.budget_max = max;
+        self.budget = BudgetConfig::new(ratio, min_per_second, max);
         self
     }
 
@@ -111,18 +104,13 @@ impl RetryConfig {
             "backoff_base",
             self.backoff_base,
         )?;
-        check.ratio("budget_ratio", self.budget_ratio)?;
-        check.nonzero("budget_max", self.budget_max.into())?;
+        self.budget.validate(check)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
             max_attempts: self.max_attempts,
             backoff_base: self.backoff_base,
             backoff_max: self.backoff_max,
-            budget: (
-                self.budget_ratio,
-                self.budget_min_per_second,
-                self.budget_max,
-            ),
+            budget: self.budget,
             events: self.events.clone(),
         })
     }
@@ -135,9 +123,7 @@ impl fmt::Debug for RetryConfig {
             .field("max_attempts", &self.max_attempts)
             .field("backoff_base", &self.backoff_base)
             .field("backoff_max", &self.backoff_max)
-            .field("budget_ratio", &self.budget_ratio)
-            .field("budget_min_per_second", &self.budget_min_per_second)
-            .field("budget_max", &self.budget_max)
+            .field("budget", &self.budget)
             .field("on_event", &self.events)
             .finish()
     }
@@ -149,7 +135,7 @@ pub(crate) struct Settings {
     pub(crate) max_attempts: u32,
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
-    pub(crate) budget: (f64, u32, u32),
+    pub(crate) budget: BudgetConfig,
     pub(crate) events: Emitter<RetryEvent>,
 }
 

@@ -11,10 +11,9 @@
 //!
 //! # The budget
 //!
-//! Every first attempt deposits [`budget_ratio`](RetryConfig::budget_ratio)
-//! of a token and every retry takes one, with a floor of
-//! [`budget_min_per_second`](RetryConfig::budget_min_per_second) tokens per
-//! second (Finagle's and Linkerd's defaults: 20 % plus 10 per second). When
+//! Every first attempt deposits [`ratio`](BudgetConfig::ratio) of a token
+//! and every retry takes one, with a floor of
+//! [`min_per_second`](BudgetConfig::min_per_second) tokens per second (Finagle's and Linkerd's defaults: 20 % plus 10 per second). When
 //! a service fails every call, the calls it receives are capped at about
 //! 1.2 times the calls offered, instead of `max_attempts` times. An
 //! exhausted budget is reported as a [`RetryEvent::BudgetExhausted`] and a
@@ -87,6 +86,7 @@ pub use self::config::{RetryConfig, backoff};
 use self::future::ResponseFuture;
 pub use self::layer::RetryLayer;
 use crate::budget::Budget;
+pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
 #[cfg(feature = "http")]
 pub use crate::request::clone_http_request;
@@ -163,9 +163,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(settings: Settings) -> Self {
         let scope = Scope::new(settings.service.clone());
-        let (ratio, min_per_second, max) = settings.budget;
         Shared {
-            budget: Budget::new(ratio, min_per_second, max),
+            budget: settings.budget.build(),
             requests: scope.counter("bulwark_retry_requests_total", &[]),
             retries: scope.counter("bulwark_retry_retries_total", &[]),
             exhausted: scope.counter("bulwark_retry_budget_exhausted_total", &[]),
