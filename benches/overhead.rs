@@ -18,6 +18,7 @@ use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
 use tower_bulwark::cache::{CacheConfig, CacheLayer};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
+use tower_bulwark::metrics::MetricsLayer;
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
@@ -29,6 +30,8 @@ fn overhead(c: &mut Criterion) {
     // Timers need a runtime context; nothing is spawned on it.
     let rt = support::runtime();
     let _guard = rt.enter();
+    // A no-op recorder, as the Metrics layer's target is stated with one.
+    let _ = metrics::set_global_recorder(metrics::NoopRecorder);
     let breaker = || CircuitBreakerLayer::new(CircuitBreakerConfig::default()).unwrap();
     let timeout = || TimeoutLayer::new(Duration::from_secs(1)).unwrap();
 
@@ -95,6 +98,12 @@ fn overhead(c: &mut Criterion) {
         CacheLayer::new(CacheConfig::default(), own_key)
             .unwrap()
             .layer(echo()),
+    );
+
+    bench(
+        c,
+        "metrics (no-op recorder)",
+        MetricsLayer::new("bench").layer(echo()),
     );
 
     bench(

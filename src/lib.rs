@@ -18,8 +18,7 @@
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //!
 //! | [`Hedge`](hedge::Hedge) | [`hedge`] | sends a second attempt when the first is slower than a percentile, within a budget | no: keeps the inner error |
-//!
-//! A RED metrics layer is on the way, in this same shape.
+//! | [`Metrics`](metrics::Metrics) | [`metrics`] | RED metrics: requests by outcome, duration, in flight | no: keeps the inner error |
 //!
 //! # Recommended order
 //!
@@ -73,6 +72,39 @@
 //! `Elapsed`, so existing checks keep working). A layer that cannot fail on
 //! its own keeps the inner error type.
 //!
+//! # Metrics
+//!
+//! With the `metrics` feature, every layer reports through the
+//! [`metrics`](https://docs.rs/metrics) facade. Names carry the `bulwark_`
+//! prefix and Prometheus conventions (`_total` for counters, `_seconds` for
+//! durations, base units); every series has the `service` label set in the
+//! layer's configuration, and other labels take values from fixed sets
+//! (an endpoint's key is the one the user gave it). Handles are resolved
+//! when a layer is built: install the recorder first. A test checks this
+//! table against what the layers emit.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `bulwark_requests_total` | counter | `service`, `outcome` | calls through [`Metrics`](metrics::Metrics): `success`, `failure`, `ignored`, `cancelled` |
+//! | `bulwark_request_duration_seconds` | histogram | `service` | time to answer, calls that finished |
+//! | `bulwark_requests_in_flight` | gauge | `service` | calls under way |
+//! | `bulwark_cache_requests_total` | counter | `service`, `result` | `hit`, `miss`, `stale`, `coalesced` |
+//! | `bulwark_cache_entries` | gauge | `service` | entries stored |
+//! | `bulwark_cache_evictions_total` | counter | `service` | entries evicted for room |
+//! | `bulwark_retry_requests_total` | counter | `service` | first attempts |
+//! | `bulwark_retry_retries_total` | counter | `service` | retries sent |
+//! | `bulwark_retry_budget_exhausted_total` | counter | `service` | retries the budget refused |
+//! | `bulwark_circuit_state` | gauge | `service` | 0 closed, 1 half-open, 2 open |
+//! | `bulwark_circuit_transitions_total` | counter | `service`, `from`, `to` | state changes |
+//! | `bulwark_circuit_rejected_total` | counter | `service` | calls not sent to the inner service |
+//! | `bulwark_circuit_calls_total` | counter | `service`, `outcome` | calls that went through: `success`, `failure`, `ignored` |
+//! | `bulwark_circuit_slow_calls_total` | counter | `service` | calls slower than the slow-call duration |
+//! | `bulwark_hedge_sent_total` | counter | `service` | second attempts sent |
+//! | `bulwark_hedge_won_total` | counter | `service` | second attempts that answered first |
+//! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, `pending` |
+//! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
+//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests per endpoint |
+//!
 //! # Features
 //!
 //! | feature | default | enables |
@@ -83,7 +115,7 @@
 //! | `hedge` | yes | [`hedge`] |
 //! | `retry` | yes | [`retry`] |
 //! | `timeout` | yes | [`timeout`] |
-//! | `metrics` | yes | metrics from every enabled layer |
+//! | `metrics` | yes | [`metrics`] and metrics from every enabled layer |
 //! | `http` | no | [`classify::HttpClassifier`] for `http::Response` |
 //! | `full` | no | all of the above |
 //!
@@ -122,6 +154,8 @@ pub mod event;
 pub mod fallback;
 #[cfg(feature = "hedge")]
 pub mod hedge;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
 mod telemetry;

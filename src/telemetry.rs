@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 #[cfg(feature = "metrics")]
-pub(crate) use metrics::{Counter, Gauge};
+pub(crate) use ::metrics::{Counter, Gauge, Histogram};
 
 /// A label value: a fixed string, or one chosen by the user when the layer
 /// is built (an endpoint's key), never request data.
 #[cfg(feature = "metrics")]
-pub(crate) type Label = metrics::SharedString;
+pub(crate) type Label = ::metrics::SharedString;
 #[cfg(not(feature = "metrics"))]
 pub(crate) type Label = Arc<str>;
 
@@ -42,6 +42,10 @@ impl Gauge {
     pub(crate) fn set(&self, _value: f64) {}
 }
 
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Histogram;
+
 /// The `service` label of one layer's series, and the factory of its handles.
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
@@ -62,12 +66,12 @@ impl Scope {
     }
 
     #[cfg(feature = "metrics")]
-    fn labels(service: &Arc<str>, extra: &[(&'static str, Label)]) -> Vec<metrics::Label> {
-        std::iter::once(metrics::Label::new("service", service.clone()))
+    fn labels(service: &Arc<str>, extra: &[(&'static str, Label)]) -> Vec<::metrics::Label> {
+        std::iter::once(::metrics::Label::new("service", service.clone()))
             .chain(
                 extra
                     .iter()
-                    .map(|(k, v)| metrics::Label::new(*k, v.clone())),
+                    .map(|(k, v)| ::metrics::Label::new(*k, v.clone())),
             )
             .collect()
     }
@@ -77,11 +81,24 @@ impl Scope {
     pub(crate) fn counter(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Counter {
         #[cfg(feature = "metrics")]
         return match &self.service {
-            Some(service) => metrics::counter!(name, Self::labels(service, extra)),
+            Some(service) => ::metrics::counter!(name, Self::labels(service, extra)),
             None => Counter::noop(),
         };
         #[cfg(not(feature = "metrics"))]
         Counter
+    }
+
+    /// A histogram `name{service, extra...}`; a no-op for a silent scope.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn histogram(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, Label)],
+    ) -> Histogram {
+        match &self.service {
+            Some(service) => ::metrics::histogram!(name, Self::labels(service, extra)),
+            None => Histogram::noop(),
+        }
     }
 
     /// A gauge `name{service, extra...}`; a no-op for a silent scope.
@@ -89,7 +106,7 @@ impl Scope {
     pub(crate) fn gauge(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Gauge {
         #[cfg(feature = "metrics")]
         return match &self.service {
-            Some(service) => metrics::gauge!(name, Self::labels(service, extra)),
+            Some(service) => ::metrics::gauge!(name, Self::labels(service, extra)),
             None => Gauge::noop(),
         };
         #[cfg(not(feature = "metrics"))]

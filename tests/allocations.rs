@@ -8,7 +8,8 @@
     feature = "timeout",
     feature = "balance",
     feature = "retry",
-    feature = "hedge"
+    feature = "hedge",
+    feature = "metrics"
 ))]
 
 use std::alloc::System;
@@ -20,6 +21,7 @@ use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_bulwark::balance::{BalanceConfig, LoadBalance, Strategy};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
+use tower_bulwark::metrics::MetricsLayer;
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
@@ -102,6 +104,14 @@ fn success_path_allocates_nothing() {
             allocations_per_call(retry.layer(echo())).await,
             0.0,
             "retry"
+        );
+
+        // Metrics: handles resolved at build, nothing formatted per call.
+        let metrics = MetricsLayer::new("test");
+        assert_eq!(
+            allocations_per_call(metrics.layer(echo())).await,
+            0.0,
+            "metrics"
         );
 
         // Hedge when no hedge is sent: the warm-up gives it a percentile,
