@@ -216,3 +216,59 @@ async fn the_documented_table_is_what_the_layers_emit() {
         assert!(labels.contains(&"service".to_string()), "{name}");
     }
 }
+
+/// Every `bulwark_*` metric named in `text`, with the `_bucket`, `_sum` and
+/// `_count` series of histograms read as the histogram itself.
+fn queried(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("bulwark_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|b| b.ends_with("_seconds"))
+            })
+            .unwrap_or(name);
+        // Alert names (`BulwarkCircuitOpen`) start upper case and are skipped.
+        names.insert(base.to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_alert_rules_and_the_dashboard_query_only_documented_metrics() {
+    let documented: BTreeSet<String> = documented().into_iter().map(|(name, _, _)| name).collect();
+    for (file, text) in [
+        (
+            "ops/prometheus/alerts.yml",
+            include_str!("../ops/prometheus/alerts.yml"),
+        ),
+        (
+            "ops/prometheus/alerts_test.yml",
+            include_str!("../ops/prometheus/alerts_test.yml"),
+        ),
+        (
+            "ops/grafana/dashboard.json",
+            include_str!("../ops/grafana/dashboard.json"),
+        ),
+    ] {
+        let used = queried(text);
+        assert!(!used.is_empty(), "{file} queries no metric");
+        let unknown: Vec<_> = used.difference(&documented).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} queries undocumented metrics: {unknown:?}"
+        );
+    }
+    // The dashboard has a panel on every documented metric.
+    let on_dashboard = queried(include_str!("../ops/grafana/dashboard.json"));
+    let missing: Vec<_> = documented.difference(&on_dashboard).collect();
+    assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+}
