@@ -285,6 +285,13 @@ impl BalanceConfig {
         self
     }
 
+    /// Sends every event to `hub` (see [`crate::event`]) instead of a
+    /// callback of its own.
+    pub fn events(mut self, hub: &crate::event::Events) -> Self {
+        self.events = Emitter::to_hub(hub);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("load balance");
         if let Strategy::P2cPeakEwma { default_rtt, decay } = self.strategy {

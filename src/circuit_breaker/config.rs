@@ -317,6 +317,13 @@ impl CircuitBreakerConfig {
         self
     }
 
+    /// Sends every event to `hub` (see [`crate::event`]) instead of a
+    /// callback of its own.
+    pub fn events(mut self, hub: &crate::event::Events) -> Self {
+        self.events = Emitter::to_hub(hub);
+        self
+    }
+
     /// Checks every field; the first bad one is the error.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("circuit breaker");

@@ -94,6 +94,13 @@ impl RetryConfig {
         self
     }
 
+    /// Sends every event to `hub` (see [`crate::event`]) instead of a
+    /// callback of its own.
+    pub fn events(mut self, hub: &crate::event::Events) -> Self {
+        self.events = Emitter::to_hub(hub);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("retry");
         check.nonzero("max_attempts", self.max_attempts.into())?;
