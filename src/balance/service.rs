@@ -543,6 +543,30 @@ where
         }
     }
 
+    /// Bookkeeping once an endpoint is reserved, `skipped` candidates after
+    /// the strategy's first choice.
+    #[inline]
+    fn reserved_after(&mut self, skipped: usize, now: Option<u64>) {
+        let strategy = self.shared.settings.strategy;
+        if skipped > 0 && strategy == Strategy::RoundRobin {
+            // The turn moves past the endpoints skipped, so that the one
+            // after a skipped endpoint does not get its share as well as
+            // its own.
+            self.shared.cursor.fetch_add(skipped, Relaxed);
+        }
+        if let (
+            Some(Reserved::Endpoint { ticket, .. }),
+            Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. },
+        ) = (&mut self.reserved, strategy)
+        {
+            ticket.count_pending();
+            if let Strategy::P2cPeakEwma { .. } = strategy {
+                let base = self.shared.telemetry.base;
+                ticket.measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
+            }
+        }
+    }
+
     /// Picks a ready endpoint and reserves it in `self.reserved`; or there
     /// the error to answer with; or pending while every usable endpoint is
     /// busy.
@@ -558,7 +582,6 @@ where
             ))));
             return Poll::Ready(());
         }
-        let strategy = self.shared.settings.strategy;
         let panicking = self
             .shared
             .settings
@@ -566,39 +589,36 @@ where
             .is_some_and(|o| self.shared.telemetry.panicking(o.panic_threshold));
         let mut now = None;
         let (first, second) = self.candidates(panicking, &mut now);
+        // The strategy's choice is usually usable: try it before building
+        // the order of the others.
         let (mut ejected, mut busy, mut failed, mut last_error) = (0, 0, 0, None);
+        let mut tally = |attempt: Attempt| match attempt {
+            Attempt::Ready => true,
+            Attempt::Ejected => {
+                ejected += 1;
+                false
+            }
+            Attempt::Busy => {
+                busy += 1;
+                false
+            }
+            Attempt::Failed(error) => {
+                failed += 1;
+                last_error = Some(error);
+                false
+            }
+        };
+        if tally(self.attempt(first, panicking, cx)) {
+            self.reserved_after(0, now);
+            return Poll::Ready(());
+        }
         let rest = (1..n)
             .map(|k| (first + k) % n)
             .filter(|&i| Some(i) != second);
-        for (skipped, index) in std::iter::once(first).chain(second).chain(rest).enumerate() {
-            match self.attempt(index, panicking, cx) {
-                Attempt::Ready => {
-                    if skipped > 0 && strategy == Strategy::RoundRobin {
-                        // The turn moves past the endpoints skipped, so that
-                        // the one after a skipped endpoint does not get its
-                        // share as well as its own.
-                        self.shared.cursor.fetch_add(skipped, Relaxed);
-                    }
-                    if let (
-                        Some(Reserved::Endpoint { ticket, .. }),
-                        Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. },
-                    ) = (&mut self.reserved, strategy)
-                    {
-                        ticket.count_pending();
-                        if let Strategy::P2cPeakEwma { .. } = strategy {
-                            let base = self.shared.telemetry.base;
-                            ticket
-                                .measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
-                        }
-                    }
-                    return Poll::Ready(());
-                }
-                Attempt::Ejected => ejected += 1,
-                Attempt::Busy => busy += 1,
-                Attempt::Failed(error) => {
-                    failed += 1;
-                    last_error = Some(error);
-                }
+        for (k, index) in second.into_iter().chain(rest).enumerate() {
+            if tally(self.attempt(index, panicking, cx)) {
+                self.reserved_after(k + 1, now);
+                return Poll::Ready(());
             }
         }
         if busy > 0 {
