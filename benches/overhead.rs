@@ -47,6 +47,24 @@ fn overhead(c: &mut Criterion) {
             async move { Ok::<_, BoxError>(x + *shared) }
         }),
     );
+    // Floors that every figure below stands on, measured on this machine:
+    // one read of the monotonic clock (a timed layer needs at least one,
+    // a measured duration two), and boxing a small error into a `BoxError`
+    // (what any layer failing with a `BoxError` that carries data costs).
+    c.bench_function("reference: tokio::time::Instant::now", |b| {
+        b.iter(|| std::hint::black_box(tokio::time::Instant::now()))
+    });
+    c.bench_function(
+        "reference: box a CircuitOpen-sized error as BoxError",
+        |b| {
+            b.iter(|| {
+                let e: BoxError = Box::new(SmallError(std::hint::black_box(Some(
+                    Duration::from_secs(1),
+                ))));
+                std::hint::black_box(e)
+            })
+        },
+    );
     bench(c, "timeout", timeout().layer(echo()));
     // Reference: tower's own timeout, the same timer per call.
     bench(
@@ -131,6 +149,19 @@ fn overhead(c: &mut Criterion) {
             .service(echo()),
     );
 }
+
+/// An error the size of `CircuitOpen` (an `Option<Duration>`), for the
+/// boxing reference.
+#[derive(Debug)]
+struct SmallError(#[allow(dead_code)] Option<Duration>);
+
+impl std::fmt::Display for SmallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("small error")
+    }
+}
+
+impl std::error::Error for SmallError {}
 
 criterion_group! {
     name = benches;

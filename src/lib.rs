@@ -16,7 +16,6 @@
 //! | [`Cache`](cache::Cache) | [`cache`] | answers repeated requests from memory; serves stale entries when the service fails; coalesces identical misses | no: keeps the inner error |
 //! | [`Retry`](retry::Retry) | [`retry`] | retries failures with exponential backoff and full jitter, within a budget | no: keeps the inner error |
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
-//!
 //! | [`Hedge`](hedge::Hedge) | [`hedge`] | sends a second attempt when the first is slower than a percentile, within a budget | no: keeps the inner error |
 //! | [`Metrics`](metrics::Metrics) | [`metrics`] | RED metrics: requests by outcome, duration, in flight | no: keeps the inner error |
 //!
