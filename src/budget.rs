@@ -18,6 +18,11 @@ use crate::config::{Check, ConfigError};
 /// most `max` saved up (the budget starts full).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct BudgetConfig {
     /// Extra attempts per first attempt, in [0, 1].
     pub ratio: f64,

@@ -26,6 +26,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     layer: &'static str,
+    /// The section of a stack's configuration the layer's config sits in.
+    section: Option<&'static str>,
     field: &'static str,
     problem: Problem,
 }
@@ -39,6 +41,7 @@ enum Problem {
     Smaller { value: String, other: &'static str },
     Percent { value: f64 },
     TooLarge { value: u64, max: u64 },
+    Missing { what: &'static str },
 }
 
 impl ConfigError {
@@ -51,12 +54,46 @@ impl ConfigError {
     pub fn field(&self) -> &'static str {
         self.field
     }
+
+    /// Where the field is: [`field`](Self::field), prefixed with its
+    /// section when the configuration is a stack's
+    /// (`circuit_breaker.minimum_calls`), as in a configuration file.
+    pub fn path(&self) -> String {
+        match self.section {
+            Some(section) => format!("{section}.{}", self.field),
+            None => self.field.to_owned(),
+        }
+    }
+
+    /// The same error, for a field of the section `section` of a stack.
+    #[cfg(feature = "stack")]
+    pub(crate) fn in_section(mut self, section: &'static str) -> Self {
+        self.section = Some(section);
+        self
+    }
+
+    /// What was wrong, without the layer and field.
+    #[cfg(all(feature = "stack", feature = "serde"))]
+    pub(crate) fn problem(&self) -> String {
+        self.problem.to_string()
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {} config: {} ", self.layer, self.field)?;
-        match &self.problem {
+        write!(
+            f,
+            "invalid {} config: {} {}",
+            self.layer,
+            self.path(),
+            self.problem
+        )
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Problem::RateOutOfRange {
                 value,
                 zero_allowed: false,
@@ -71,6 +108,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "must not be smaller than {other}, got {value}")
             }
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
+            Problem::Missing { what } => write!(f, "is missing: {what}"),
             Problem::Percent { value } => {
                 write!(f, "must be a percentage in [0, 100], got {value}")
             }
@@ -95,9 +133,16 @@ impl Check {
     fn error(self, field: &'static str, problem: Problem) -> ConfigError {
         ConfigError {
             layer: self.layer,
+            section: None,
             field,
             problem,
         }
+    }
+
+    /// A part of the configuration that was not given.
+    #[cfg(feature = "stack")]
+    pub(crate) fn missing(self, field: &'static str, what: &'static str) -> ConfigError {
+        self.error(field, Problem::Missing { what })
     }
 
     /// A ratio in (0, 1]; NaN is rejected.

@@ -69,10 +69,13 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for super::NoFallback {}
     impl<F> Sealed for super::WithFallback<F> {}
+    #[cfg(feature = "stack")]
+    impl<Req, Res> Sealed for super::OptionalFallback<Req, Res> {}
 }
 
 /// What a layer does with a request it will not send to its inner service:
-/// implemented by [`NoFallback`] and [`WithFallback`] only.
+/// implemented by [`NoFallback`], [`WithFallback`] and `OptionalFallback`
+/// only.
 pub trait Fallback<Req, Res>: sealed::Sealed {
     /// The future answering a request sent to the fallback.
     type Future: Future<Output = Result<Res, BoxError>>;
@@ -167,5 +170,142 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().inner.poll(cx).map_err(Into::into)
+    }
+}
+
+#[cfg(feature = "stack")]
+pub use self::optional::{OptionalFallback, OptionalFallbackFuture};
+
+#[cfg(feature = "stack")]
+mod optional {
+    use super::*;
+    use tower::util::BoxCloneSyncService;
+
+    type BoxFuture<Res> = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
+
+    /// A fallback chosen at run time: a boxed backup service, or none.
+    ///
+    /// What [`ResilienceLayer`](crate::stack::ResilienceLayer) uses, so that a
+    /// stack has one type whether it has a fallback or not. Boxing costs an
+    /// allocation per call *to the fallback* only: the primary path never
+    /// touches it.
+    pub struct OptionalFallback<Req, Res> {
+        service: Option<BoxCloneSyncService<Req, Res, BoxError>>,
+    }
+
+    impl<Req, Res> OptionalFallback<Req, Res> {
+        /// No fallback: the layer answers with its own error.
+        pub fn none() -> Self {
+            OptionalFallback { service: None }
+        }
+
+        /// `service` answers what the layer will not send on.
+        pub fn new<S>(service: S) -> Self
+        where
+            S: Service<Req, Response = Res> + Clone + Send + Sync + 'static,
+            S::Error: Into<BoxError>,
+            S::Future: Send + 'static,
+            Req: 'static,
+            Res: 'static,
+        {
+            let service = tower::ServiceBuilder::new()
+                .map_err(Into::into)
+                .service(service);
+            OptionalFallback {
+                service: Some(BoxCloneSyncService::new(service)),
+            }
+        }
+
+        /// Whether a fallback service is set.
+        pub fn is_some(&self) -> bool {
+            self.service.is_some()
+        }
+    }
+
+    impl<Req, Res> Clone for OptionalFallback<Req, Res> {
+        fn clone(&self) -> Self {
+            OptionalFallback {
+                service: self.service.clone(),
+            }
+        }
+    }
+
+    impl<Req, Res> Default for OptionalFallback<Req, Res> {
+        fn default() -> Self {
+            Self::none()
+        }
+    }
+
+    impl<Req, Res> std::fmt::Debug for OptionalFallback<Req, Res> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("OptionalFallback")
+                .field("is_some", &self.service.is_some())
+                .finish()
+        }
+    }
+
+    pin_project! {
+        /// The response future of an [`OptionalFallback`]: the layer's own
+        /// error, or the fallback service's answer.
+        pub struct OptionalFallbackFuture<Res> {
+            #[pin]
+            state: State<Res>,
+        }
+    }
+
+    pin_project! {
+        #[project = StateProj]
+        enum State<Res> {
+            Failed { error: Option<BoxError> },
+            Service { #[pin] future: BoxFuture<Res> },
+        }
+    }
+
+    impl<Res> Future for OptionalFallbackFuture<Res> {
+        type Output = Result<Res, BoxError>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            match self.project().state.project() {
+                StateProj::Failed { error } => Poll::Ready(Err(error
+                    .take()
+                    .unwrap_or_else(|| "fallback future polled after completion".into()))),
+                StateProj::Service { future } => future.poll(cx),
+            }
+        }
+    }
+
+    impl<Res> std::fmt::Debug for OptionalFallbackFuture<Res> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("OptionalFallbackFuture")
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<Req, Res> Fallback<Req, Res> for OptionalFallback<Req, Res> {
+        type Future = OptionalFallbackFuture<Res>;
+
+        #[inline]
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            match &mut self.service {
+                Some(service) => service.poll_ready(cx),
+                None => Poll::Ready(Ok(())),
+            }
+        }
+
+        #[inline]
+        fn call<E: Into<BoxError>>(&mut self, req: Req, cause: E) -> Self::Future {
+            match &mut self.service {
+                Some(service) => OptionalFallbackFuture {
+                    state: State::Service {
+                        future: service.call(req),
+                    },
+                },
+                None => OptionalFallbackFuture {
+                    state: State::Failed {
+                        error: Some(cause.into()),
+                    },
+                },
+            }
+        }
     }
 }

@@ -22,7 +22,10 @@
 //! # Recommended order
 //!
 //! Outermost first: **Metrics → Cache → Retry → CircuitBreaker → Hedge →
-//! Timeout → LoadBalance**. In particular the [`timeout`] sits *inside*
+//! Timeout → LoadBalance**. [`ResilienceLayer`](stack::ResilienceLayer)
+//! assembles them in this order from one configuration (which can be read
+//! from a TOML or YAML file), each part optional; the [`stack`] module
+//! says why each sits where it does. In particular the [`timeout`] sits *inside*
 //! the [`circuit_breaker`], so that a call that times out is an error the
 //! breaker counts (a timeout outside it would drop the call, which the
 //! breaker ignores), and retries sit *outside* the breaker so that an open
@@ -115,7 +118,9 @@
 //! | `retry` | yes | [`retry`] |
 //! | `timeout` | yes | [`timeout`] |
 //! | `metrics` | yes | [`metrics`] and metrics from every enabled layer |
+//! | `stack` | yes | [`stack`]: every layer above, assembled by `ResilienceLayer` |
 //! | `http` | no | [`classify::HttpClassifier`] for `http::Response` |
+//! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
 //! | `full` | no | all of the above |
 //!
 //! # Minimum supported Rust version
@@ -148,6 +153,8 @@ pub mod cache;
 pub mod circuit_breaker;
 pub mod classify;
 mod config;
+#[cfg(feature = "serde")]
+mod de;
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
@@ -157,6 +164,8 @@ pub mod hedge;
 pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
+#[cfg(feature = "stack")]
+pub mod stack;
 mod telemetry;
 #[cfg(feature = "timeout")]
 pub mod timeout;

@@ -13,6 +13,11 @@ use crate::event::Emitter;
 /// skipped, and the next candidate is tried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum Strategy {
     /// Each endpoint in turn.
     RoundRobin,
@@ -40,8 +45,22 @@ pub enum Strategy {
     /// at `default_rtt`, and its first answer replaces that guess.
     P2cPeakEwma {
         /// The estimate of an endpoint that has not answered yet. Default 5 ms.
+        #[cfg_attr(
+            feature = "serde",
+            serde(
+                default = "crate::de::five_ms",
+                deserialize_with = "crate::de::duration::deserialize"
+            )
+        )]
         default_rtt: Duration,
         /// The time constant of the moving average. Default 1 s.
+        #[cfg_attr(
+            feature = "serde",
+            serde(
+                default = "crate::de::one_second",
+                deserialize_with = "crate::de::duration::deserialize"
+            )
+        )]
         decay: Duration,
     },
 }
@@ -95,12 +114,25 @@ impl Default for Strategy {
 /// [`crate::classify`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct OutlierDetection {
     /// Failures in a row that eject an endpoint. Default: 5. `None` turns
     /// this rule off.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::maybe::deserialize")
+    )]
     pub consecutive_failures: Option<u32>,
     /// Failure rate in (0, 1] over the window that ejects an endpoint.
     /// Default: `None` (off).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::maybe::deserialize")
+    )]
     pub failure_rate: Option<f64>,
     /// The calls per endpoint the failure rate is judged over. Default: 20.
     pub window: u32,
@@ -108,8 +140,16 @@ pub struct OutlierDetection {
     /// Default: 10.
     pub minimum_calls: u32,
     /// Default: 30 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub base_ejection_time: Duration,
     /// Default: 300 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub max_ejection_time: Duration,
     /// Default: 0.1.
     pub jitter: f64,
@@ -221,17 +261,35 @@ impl OutlierDetection {
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct BalanceConfig {
     /// The `service` label of the metrics and the name in events.
     /// Default: `"default"`.
     pub service: String,
     /// Default: [`Strategy::P2cPeakEwma`] with its defaults.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::kind::deserialize")
+    )]
     pub strategy: Strategy,
     /// Default: on, with [`OutlierDetection::default`]. `None` turns it off.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::switch::deserialize")
+    )]
     pub outlier_detection: Option<OutlierDetection>,
     /// Seeds the random choices, for reproducible tests. Default: `None`
     /// (seeded from the operating system).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::maybe::deserialize")
+    )]
     pub seed: Option<u64>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) events: Emitter<BalanceEvent>,
 }
 

@@ -7,14 +7,27 @@ use crate::config::{Check, ConfigError};
 /// layer is built.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct CacheConfig {
     /// The `service` label of the metrics. Default: `"default"`.
     pub service: String,
     /// How long an entry answers requests without calling the service.
     /// Default: 60 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub ttl: Duration,
     /// How long after `ttl` an entry may still answer when the service
     /// fails. Zero turns stale-if-error off. Default: 5 min.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub stale_if_error: Duration,
     /// The most entries kept (or the most total weight, with a weigher);
     /// the least used go first. Default: 10 000.

@@ -80,18 +80,24 @@ impl<Req, K, F, C, M, W> CacheLayer<Req, K, F, C, M, W> {
         }
     }
 
-    /// Answers `http::Response`s as they are, with their
-    /// [`CacheStatus`](super::CacheStatus) in their extensions.
-    #[cfg(feature = "http")]
-    pub fn http_extension(self) -> CacheLayer<Req, K, F, C, super::HttpExtension, W> {
+    /// Marks answers with `marker` (see [`MarkStatus`](super::MarkStatus)):
+    /// [`Wrap`](super::Wrap) by default.
+    pub fn mark_with<M2>(self, marker: M2) -> CacheLayer<Req, K, F, C, M2, W> {
         CacheLayer {
             settings: self.settings,
             key: self.key,
             classifier: self.classifier,
-            marker: super::HttpExtension,
+            marker,
             weigher: self.weigher,
             _types: PhantomData,
         }
+    }
+
+    /// Answers `http::Response`s as they are, with their
+    /// [`CacheStatus`](super::CacheStatus) in their extensions.
+    #[cfg(feature = "http")]
+    pub fn http_extension(self) -> CacheLayer<Req, K, F, C, super::HttpExtension, W> {
+        self.mark_with(super::HttpExtension)
     }
 }
 

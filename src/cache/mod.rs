@@ -173,6 +173,22 @@ impl<T> MarkStatus<T> for Wrap {
     }
 }
 
+/// Answers responses as they are, without their [`CacheStatus`]: for a
+/// stack whose response type must not change (see
+/// [`ResilienceLayer`](crate::stack::ResilienceLayer)). The status still
+/// shows in the `bulwark_cache_requests_total` metric.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unmarked;
+
+impl<T> MarkStatus<T> for Unmarked {
+    type Response = T;
+
+    #[inline]
+    fn mark(&self, response: T, _status: CacheStatus) -> T {
+        response
+    }
+}
+
 /// Leaves `http::Response`s as they are, with their [`CacheStatus`] in
 /// their extensions: `response.extensions().get::<CacheStatus>()`.
 #[cfg(feature = "http")]

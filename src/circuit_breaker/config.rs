@@ -10,6 +10,11 @@ use crate::event::Emitter;
 /// The window over which failure and slow-call rates are judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum SlidingWindow {
     /// The last `size` calls. A new call pushes out the oldest one.
     Count {
@@ -20,8 +25,13 @@ pub enum SlidingWindow {
     /// equal length; a whole bucket leaves the window at once.
     Time {
         /// How much time the window covers.
+        #[cfg_attr(
+            feature = "serde",
+            serde(deserialize_with = "crate::de::duration::deserialize")
+        )]
         size: Duration,
         /// How many buckets it is cut into (1 to 1 000).
+        #[cfg_attr(feature = "serde", serde(default = "crate::de::ten"))]
         buckets: u32,
     },
 }
@@ -46,6 +56,11 @@ impl SlidingWindow {
 /// How long the breaker stays open before it lets probes through.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(from = "crate::de::OpenDurationFile")
+)]
 pub enum OpenDuration {
     /// The same time after every trip.
     Fixed(Duration),
@@ -207,11 +222,20 @@ fn shorten(nominal: f64, max: Duration, jitter: f64, unit: f64) -> Duration {
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct CircuitBreakerConfig {
     /// The `service` label of the metrics and the name in events.
     /// Default: `"default"`.
     pub service: String,
     /// Default: the last 100 calls.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::kind::deserialize")
+    )]
     pub sliding_window: SlidingWindow,
     /// Calls the window must hold before a rate is judged. Default: 20.
     pub minimum_calls: u32,
@@ -219,17 +243,30 @@ pub struct CircuitBreakerConfig {
     pub failure_rate_threshold: f64,
     /// Calls that take longer than this are slow. Default: `None` (slow
     /// calls are not tracked, and no clock is read while closed).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::option_duration::deserialize")
+    )]
     pub slow_call_duration: Option<Duration>,
     /// Slow-call rate in (0, 1] at which the breaker trips. Default: 1.0.
     pub slow_call_rate_threshold: f64,
     /// Trip after this many failures in a row, whatever the rate.
     /// Default: `None`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::maybe::deserialize")
+    )]
     pub consecutive_failures: Option<u32>,
     /// Default: exponential from 5 s to 60 s, doubling, jitter 0.2.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::kind::deserialize")
+    )]
     pub open_duration: OpenDuration,
     /// Probes allowed in flight while half-open; this many successes close
     /// the breaker, and one failure opens it again. Default: 1.
     pub half_open_probes: u32,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) events: Emitter<CircuitEvent>,
 }
 

@@ -50,10 +50,16 @@ impl<C, F> CircuitBreakerLayer<C, F> {
     /// Sends rejected calls to `fallback` instead of failing them (see
     /// [`crate::fallback`]).
     pub fn fallback<G>(self, fallback: G) -> CircuitBreakerLayer<C, WithFallback<G>> {
+        self.with_fallback(WithFallback::new(fallback))
+    }
+
+    /// Sends rejected calls to `fallback`, a [`Fallback`](crate::fallback::Fallback)
+    /// of any kind.
+    pub(crate) fn with_fallback<G>(self, fallback: G) -> CircuitBreakerLayer<C, G> {
         CircuitBreakerLayer {
             breaker: self.breaker,
             classifier: self.classifier,
-            fallback: WithFallback::new(fallback),
+            fallback,
         }
     }
 

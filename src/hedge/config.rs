@@ -7,6 +7,11 @@ use crate::config::{Check, ConfigError};
 /// When the second attempt is sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(try_from = "crate::de::HedgeDelayFile")
+)]
 pub enum HedgeDelay {
     /// When the first attempt takes longer than this percentile, in (0, 1],
     /// of recent calls' latencies. No hedge until enough calls were seen.
@@ -19,6 +24,11 @@ pub enum HedgeDelay {
 /// layer is built.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct HedgeConfig {
     /// The `service` label of the metrics. Default: `"default"`.
     pub service: String,

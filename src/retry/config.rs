@@ -28,6 +28,11 @@ use crate::event::Emitter;
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct RetryConfig {
     /// The `service` label of the metrics and the name in events.
     /// Default: `"default"`.
@@ -37,13 +42,22 @@ pub struct RetryConfig {
     pub max_attempts: u32,
     /// Retry `n` waits a random time in [0, min(`backoff_max`,
     /// `backoff_base` × 2ⁿ⁻¹)) ("full jitter"). Default: 25 ms.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub backoff_base: Duration,
     /// The longest wait before a retry, also the cap on a server's
     /// `Retry-After`. Default: 1 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub backoff_max: Duration,
     /// The budget of retries. Default: 20 % of first attempts plus 10 a
     /// second, 100 saved up (Finagle's and Linkerd's defaults).
     pub budget: BudgetConfig,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) events: Emitter<RetryEvent>,
 }
 

@@ -105,7 +105,9 @@ pub enum RetryEvent {
     },
 }
 
-/// Reads a server's hint of when to retry from a response.
+/// Reads a server's hint of when to retry from a response: [`NoRetryAfter`],
+/// [`HttpRetryAfter`] (feature `http`), or a closure
+/// `Fn(&Res) -> Option<Duration>`.
 pub trait RetryAfter<Res> {
     /// How long the server asked to wait, if it did.
     fn retry_after(&self, response: &Res) -> Option<Duration>;
@@ -119,6 +121,16 @@ impl<Res> RetryAfter<Res> for NoRetryAfter {
     #[inline]
     fn retry_after(&self, _: &Res) -> Option<Duration> {
         None
+    }
+}
+
+impl<F, Res> RetryAfter<Res> for F
+where
+    F: Fn(&Res) -> Option<Duration>,
+{
+    #[inline]
+    fn retry_after(&self, response: &Res) -> Option<Duration> {
+        self(response)
     }
 }
 
