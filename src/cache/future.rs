@@ -15,61 +15,56 @@ use super::store::{Flight, Published, Store};
 use super::{CacheStatus, MarkStatus};
 use crate::classify::{Classify, Outcome};
 
-type StoreOf<S, Req, K> = Store<K, <S as Service<Req>>::Response, <S as Service<Req>>::Error>;
-type FlightOf<S, Req> = Flight<<S as Service<Req>>::Response, <S as Service<Req>>::Error>;
-
 pin_project! {
     /// Response future of [`Cache`](super::Cache).
-    pub struct ResponseFuture<S, Req, K, C, M>
+    pub struct ResponseFuture<S, F, Req, K, C, M, T, E>
     where
-        S: Service<Req>,
         K: Hash,
         K: Eq,
         K: Clone,
     {
         #[pin]
-        state: State<S, Req, K, C>,
+        state: State<S, F, Req, K, C, T, E>,
         marker: M,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, Req, K, C>
+    enum State<S, F, Req, K, C, T, E>
     where
-        S: Service<Req>,
         K: Hash,
         K: Eq,
         K: Clone,
     {
         // A stored answer, or one of a call this one waited for.
         Ready {
-            answer: Option<(S::Response, CacheStatus)>,
+            answer: Option<(T, CacheStatus)>,
         },
         // A call of the inner service that the cache only passes on: not
         // cacheable, or made after the call it waited for was cancelled.
         Passing {
             #[pin]
-            future: S::Future,
+            future: F,
         },
         // The call that identical calls wait for.
         Leading {
             #[pin]
-            future: S::Future,
-            guard: Landing<K, S::Response, S::Error>,
-            stale: Option<S::Response>,
+            future: F,
+            guard: Landing<K, T, E>,
+            stale: Option<T>,
             classifier: C,
         },
         // Waiting for an identical call in flight.
         Waiting {
             #[pin]
             notified: OwnedNotified,
-            flight: Arc<FlightOf<S, Req>>,
-            stale: Option<S::Response>,
+            flight: Arc<Flight<T, E>>,
+            stale: Option<T>,
             // Kept to make the call itself if the one it waits for is
             // cancelled.
             fallback: Option<(Req, S)>,
-            store: Arc<StoreOf<S, Req, K>>,
+            store: Arc<Store<K, T, E>>,
         },
         // Getting a clone of the inner service ready for that own call.
         Readying {
@@ -108,12 +103,11 @@ impl<K: Hash + Eq + Clone, V, E> Drop for Landing<K, V, E> {
     }
 }
 
-impl<S, Req, K, C, M> ResponseFuture<S, Req, K, C, M>
+impl<S, F, Req, K, C, M, T, E> ResponseFuture<S, F, Req, K, C, M, T, E>
 where
-    S: Service<Req>,
     K: Hash + Eq + Clone,
 {
-    pub(super) fn hit(response: S::Response, marker: M, store: &StoreOf<S, Req, K>) -> Self {
+    pub(super) fn hit(response: T, marker: M, store: &Store<K, T, E>) -> Self {
         store.count(CacheStatus::Hit);
         ResponseFuture {
             state: State::Ready {
@@ -123,7 +117,7 @@ where
         }
     }
 
-    pub(super) fn bypass(future: S::Future, marker: M) -> Self {
+    pub(super) fn bypass(future: F, marker: M) -> Self {
         ResponseFuture {
             state: State::Passing { future },
             marker,
@@ -131,13 +125,13 @@ where
     }
 
     pub(super) fn leader(
-        future: S::Future,
-        flight: Arc<FlightOf<S, Req>>,
+        future: F,
+        flight: Arc<Flight<T, E>>,
         key: K,
-        stale: Option<S::Response>,
+        stale: Option<T>,
         classifier: C,
         marker: M,
-        store: Arc<StoreOf<S, Req, K>>,
+        store: Arc<Store<K, T, E>>,
     ) -> Self {
         ResponseFuture {
             state: State::Leading {
@@ -156,12 +150,12 @@ where
     }
 
     pub(super) fn waiter(
-        flight: Arc<FlightOf<S, Req>>,
-        stale: Option<S::Response>,
+        flight: Arc<Flight<T, E>>,
+        stale: Option<T>,
         request: Req,
         service: S,
         marker: M,
-        store: Arc<StoreOf<S, Req, K>>,
+        store: Arc<Store<K, T, E>>,
     ) -> Self {
         ResponseFuture {
             state: State::Waiting {
@@ -176,16 +170,17 @@ where
     }
 }
 
-impl<S, Req, K, C, M> Future for ResponseFuture<S, Req, K, C, M>
+impl<S, F, Req, K, C, M, T, E> Future for ResponseFuture<S, F, Req, K, C, M, T, E>
 where
-    S: Service<Req>,
-    S::Response: Clone + Send + Sync + 'static,
-    S::Error: From<SharedError<S::Error>>,
+    S: Service<Req, Response = T, Error = E, Future = F>,
+    F: Future<Output = Result<T, E>>,
+    T: Clone + Send + Sync + 'static,
+    E: From<SharedError<E>>,
     K: Hash + Eq + Clone + Send + Sync + 'static,
-    C: Classify<S::Response, S::Error>,
-    M: MarkStatus<S::Response>,
+    C: Classify<T, E>,
+    M: MarkStatus<T>,
 {
-    type Output = Result<M::Response, S::Error>;
+    type Output = Result<M::Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -239,7 +234,7 @@ where
                                 value: Err(shared.clone()),
                                 outcome,
                             });
-                            Err(S::Error::from(SharedError(shared)))
+                            Err(E::from(SharedError(shared)))
                         }
                     };
                     let (value, status) = match (stale, value) {
@@ -265,7 +260,7 @@ where
                             let (value, status) = match stale {
                                 Some(stale) => (Ok(stale), CacheStatus::Stale),
                                 None => (
-                                    value.clone().map_err(|e| S::Error::from(SharedError(e))),
+                                    value.clone().map_err(|e| E::from(SharedError(e))),
                                     CacheStatus::Coalesced,
                                 ),
                             };
@@ -297,9 +292,8 @@ where
     }
 }
 
-impl<S, Req, K, C, M> std::fmt::Debug for ResponseFuture<S, Req, K, C, M>
+impl<S, F, Req, K, C, M, T, E> std::fmt::Debug for ResponseFuture<S, F, Req, K, C, M, T, E>
 where
-    S: Service<Req>,
     K: Hash + Eq + Clone,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -136,7 +136,7 @@ where
     M: Clone,
     W: Weigher<K, S::Response> + Clone,
 {
-    type Service = Cache<S, Req, K, F, C, M>;
+    type Service = Cache<S, Req, K, F, S::Response, S::Error, C, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let weigher = self.weigher.clone().into_weigher();

@@ -206,28 +206,27 @@ impl<B> MarkStatus<http::Response<B>> for HttpExtension {
 }
 
 /// Caches a service's answers. See the [module docs](self).
-pub struct Cache<S, Req, K, F, C = DefaultClassifier, M = Wrap>
-where
-    S: Service<Req>,
-{
+///
+/// `T` and `E` are the inner service's response and error types, named
+/// rather than read from `S` so that the compiler can tell this type is
+/// `Send` inside an `async` block without proving `S`'s `Service` impl
+/// again (which fails for some `BoxError` services, rust-lang/rust#110338).
+pub struct Cache<S, Req, K, F, T, E, C = DefaultClassifier, M = Wrap> {
     inner: S,
     key: F,
     classifier: C,
     marker: M,
-    store: Arc<Store<K, S::Response, S::Error>>,
+    store: Arc<Store<K, T, E>>,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<S, Req, K, F, C, M> Cache<S, Req, K, F, C, M>
-where
-    S: Service<Req>,
-{
+impl<S, Req, K, F, T, E, C, M> Cache<S, Req, K, F, T, E, C, M> {
     pub(crate) fn from_parts(
         inner: S,
         key: F,
         classifier: C,
         marker: M,
-        store: Arc<Store<K, S::Response, S::Error>>,
+        store: Arc<Store<K, T, E>>,
     ) -> Self {
         Cache {
             inner,
@@ -244,7 +243,7 @@ where
     pub fn weighted_size(&self) -> u64
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
-        S::Response: Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
     {
         self.store.weighted_size()
     }
@@ -253,7 +252,7 @@ where
     pub fn entry_count(&self) -> u64
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
-        S::Response: Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
     {
         self.store.entry_count()
     }
@@ -274,9 +273,9 @@ where
     }
 }
 
-impl<S, Req, K, F, C, M> Clone for Cache<S, Req, K, F, C, M>
+impl<S, Req, K, F, T, E, C, M> Clone for Cache<S, Req, K, F, T, E, C, M>
 where
-    S: Service<Req> + Clone,
+    S: Clone,
     F: Clone,
     C: Clone,
     M: Clone,
@@ -293,9 +292,9 @@ where
     }
 }
 
-impl<S, Req, K, F, C, M> std::fmt::Debug for Cache<S, Req, K, F, C, M>
+impl<S, Req, K, F, T, E, C, M> std::fmt::Debug for Cache<S, Req, K, F, T, E, C, M>
 where
-    S: Service<Req> + std::fmt::Debug,
+    S: std::fmt::Debug,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
@@ -304,19 +303,19 @@ where
     }
 }
 
-impl<S, Req, K, F, C, M> Service<Req> for Cache<S, Req, K, F, C, M>
+impl<S, Req, K, F, T, E, C, M> Service<Req> for Cache<S, Req, K, F, T, E, C, M>
 where
-    S: Service<Req> + Clone,
-    S::Response: Clone + Send + Sync + 'static,
-    S::Error: From<SharedError<S::Error>> + Send + Sync + 'static,
+    S: Service<Req, Response = T, Error = E> + Clone,
+    T: Clone + Send + Sync + 'static,
+    E: From<SharedError<E>> + Send + Sync + 'static,
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     F: Fn(&Req) -> Option<K>,
-    C: Classify<S::Response, S::Error> + Clone,
-    M: MarkStatus<S::Response> + Clone,
+    C: Classify<T, E> + Clone,
+    M: MarkStatus<T> + Clone,
 {
     type Response = M::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, Req, K, C, M>;
+    type Error = E;
+    type Future = ResponseFuture<S, S::Future, Req, K, C, M, T, E>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

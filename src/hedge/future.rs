@@ -16,25 +16,19 @@ pin_project! {
     /// Response future of [`Hedge`](super::Hedge): the first attempt, and
     /// the hedge if it is sent. Whichever answers first wins; the other is
     /// dropped with this future.
-    pub struct ResponseFuture<S, Req>
-    where
-        S: Service<Req>,
-    {
+    pub struct ResponseFuture<S, F, Req> {
         #[pin]
-        first: S::Future,
+        first: F,
         started: Instant,
         #[pin]
-        second: Second<S, Req>,
+        second: Second<S, F, Req>,
         shared: Arc<Shared>,
     }
 }
 
 pin_project! {
     #[project = SecondProj]
-    enum Second<S, Req>
-    where
-        S: Service<Req>,
-    {
+    enum Second<S, F, Req> {
         // No hedge for this call.
         Off,
         // Waiting for the first attempt to be slow.
@@ -49,18 +43,15 @@ pin_project! {
         },
         Running {
             #[pin]
-            future: S::Future,
+            future: F,
             started: Instant,
         },
     }
 }
 
-impl<S, Req> ResponseFuture<S, Req>
-where
-    S: Service<Req>,
-{
+impl<S, F, Req> ResponseFuture<S, F, Req> {
     pub(super) fn new(
-        first: S::Future,
+        first: F,
         started: Instant,
         hedge: Option<(Duration, Req, S)>,
         shared: Arc<Shared>,
@@ -81,11 +72,12 @@ where
     }
 }
 
-impl<S, Req> Future for ResponseFuture<S, Req>
+impl<S, F, Req, T, E> Future for ResponseFuture<S, F, Req>
 where
-    S: Service<Req>,
+    S: Service<Req, Response = T, Error = E, Future = F>,
+    F: Future<Output = Result<T, E>>,
 {
-    type Output = Result<S::Response, S::Error>;
+    type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -139,10 +131,7 @@ where
     }
 }
 
-impl<S, Req> std::fmt::Debug for ResponseFuture<S, Req>
-where
-    S: Service<Req>,
-{
+impl<S, F, Req> std::fmt::Debug for ResponseFuture<S, F, Req> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -17,12 +17,9 @@ pin_project! {
     /// Response future of [`Retry`](super::Retry): the first attempt, and
     /// the retries it leads to. Dropping it drops the attempt in flight and
     /// sends no more.
-    pub struct ResponseFuture<S, Req, C, R, H>
-    where
-        S: Service<Req>,
-    {
+    pub struct ResponseFuture<S, F, Req, C, R, H> {
         #[pin]
-        state: State<S::Future>,
+        state: State<F>,
         service: S,
         // The copy of the request for the next retry, if one is possible.
         request: Option<Req>,
@@ -50,12 +47,9 @@ pin_project! {
     }
 }
 
-impl<S, Req, C, R, H> ResponseFuture<S, Req, C, R, H>
-where
-    S: Service<Req>,
-{
+impl<S, F, Req, C, R, H> ResponseFuture<S, F, Req, C, R, H> {
     pub(super) fn new(
-        future: S::Future,
+        future: F,
         service: S,
         request: Option<Req>,
         shared: Arc<Shared>,
@@ -96,15 +90,16 @@ fn is_circuit_open<E: 'static>(error: &E) -> bool {
     }
 }
 
-impl<S, Req, C, R, H> Future for ResponseFuture<S, Req, C, R, H>
+impl<S, F, Req, C, R, H, T, E> Future for ResponseFuture<S, F, Req, C, R, H>
 where
-    S: Service<Req>,
-    S::Error: 'static,
-    C: Classify<S::Response, S::Error>,
+    S: Service<Req, Response = T, Error = E, Future = F>,
+    F: Future<Output = Result<T, E>>,
+    E: 'static,
+    C: Classify<T, E>,
     R: CloneRequest<Req>,
-    H: RetryAfter<S::Response>,
+    H: RetryAfter<T>,
 {
-    type Output = Result<S::Response, S::Error>;
+    type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -164,10 +159,7 @@ where
     }
 }
 
-impl<S, Req, C, R, H> std::fmt::Debug for ResponseFuture<S, Req, C, R, H>
-where
-    S: Service<Req>,
-{
+impl<S, F, Req, C, R, H> std::fmt::Debug for ResponseFuture<S, F, Req, C, R, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("attempts", &self.attempts)

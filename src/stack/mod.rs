@@ -95,7 +95,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tower::discover::Discover;
-use tower::util::{Either, MapErr};
+use tower::util::Either;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -133,10 +133,6 @@ fn by_clone<Req: Clone>(req: &Req) -> Option<Req> {
 
 fn no_retry_after<Res>(_: &Res) -> Option<Duration> {
     None
-}
-
-fn into_box_error<E: Into<BoxError>>(error: E) -> BoxError {
-    error.into()
 }
 
 /// A fallback's answer, on its way out of the stack as an error.
@@ -226,9 +222,9 @@ where
 }
 
 type Res<S, Req> = <S as Service<Req>>::Response;
-type Base<S, Req> = MapErr<S, fn(<S as Service<Req>>::Error) -> BoxError>;
-type WithTimeout<S, Req> = Either<Timeout<Base<S, Req>>, Base<S, Req>>;
-type WithHedge<S, Req> = Either<Hedge<WithTimeout<S, Req>, CloneFn<Req>>, WithTimeout<S, Req>>;
+type Base<S> = BoxErrors<S>;
+type WithTimeout<S> = Either<Timeout<Base<S>>, Base<S>>;
+type WithHedge<S, Req> = Either<Hedge<WithTimeout<S>, CloneFn<Req>>, WithTimeout<S>>;
 type WithBreaker<S, Req, C> = Either<
     CircuitBreaker<WithHedge<S, Req>, Judge<C>, OptionalFallback<Req, Res<S, Req>>>,
     WithHedge<S, Req>,
@@ -237,8 +233,10 @@ type WithRetry<S, Req, C> = Either<
     Retry<WithBreaker<S, Req, C>, Judge<C>, CloneFn<Req>, RetryAfterFn<Res<S, Req>>>,
     WithBreaker<S, Req, C>,
 >;
-type WithCache<S, Req, K, C, M> =
-    Either<Cache<WithRetry<S, Req, C>, Req, K, KeyFn<Req, K>, Judge<C>, M>, WithRetry<S, Req, C>>;
+type WithCache<S, Req, K, C, M> = Either<
+    Cache<WithRetry<S, Req, C>, Req, K, KeyFn<Req, K>, Res<S, Req>, BoxError, Judge<C>, M>,
+    WithRetry<S, Req, C>,
+>;
 type Assembled<S, Req, K, C, M> =
     Either<Metrics<WithCache<S, Req, K, C, M>, Judge<C>>, WithCache<S, Req, K, C, M>>;
 
@@ -666,7 +664,7 @@ where
     type Service = ResilienceService<S, Req, K, C, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let base: Base<S, Req> = MapErr::new(inner, into_box_error::<S::Error>);
+        let base = BoxErrors { inner };
         let timed = maybe(self.timeout.as_ref(), base);
         let hedged = maybe(self.hedge.as_ref(), timed);
         let guarded = maybe(self.breaker.as_ref(), hedged);
@@ -704,6 +702,38 @@ impl<Req, Res, K, C, M> fmt::Debug for ResilienceLayer<Req, Res, K, C, M> {
             .field("timeout", &self.timeout.as_ref().map(TimeoutLayer::timeout))
             .field("balance", &self.balance)
             .finish()
+    }
+}
+
+/// The inner service with its errors boxed, under the layers that keep
+/// their inner service's error type.
+///
+/// Written by hand rather than with tower's `MapErr` and a function
+/// pointer: a `fn(BoxError) -> BoxError` in a future's type trips the
+/// compiler's check that the future is `Send` (rust-lang/rust#110338),
+/// which axum needs of handlers.
+#[derive(Debug, Clone)]
+pub struct BoxErrors<S> {
+    inner: S,
+}
+
+impl<S, Req> Service<Req> for BoxErrors<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = future::BoxErrorsFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        future::BoxErrorsFuture::new(self.inner.call(req))
     }
 }
 

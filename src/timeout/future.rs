@@ -4,7 +4,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_core::TryFuture;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
@@ -18,22 +17,20 @@ pin_project! {
     /// Resolves to the inner response, to [`Elapsed`] when the deadline
     /// passes first, or, with a fallback, to the fallback's answer. Once the
     /// fallback has been called, the inner future is dropped.
-    pub struct ResponseFuture<Fut, Fb, Req>
+    pub struct ResponseFuture<Fut, Fb, Req, Res>
     where
-        Fut: TryFuture,
-        Fb: Fallback<Req, Fut::Ok>,
+        Fb: Fallback<Req, Res>,
     {
         #[pin]
-        state: State<Fut, Fb, Req>,
+        state: State<Fut, Fb, Req, Res>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<Fut, Fb, Req>
+    enum State<Fut, Fb, Req, Res>
     where
-        Fut: TryFuture,
-        Fb: Fallback<Req, Fut::Ok>,
+        Fb: Fallback<Req, Res>,
     {
         Waiting {
             #[pin]
@@ -51,10 +48,9 @@ pin_project! {
     }
 }
 
-impl<Fut, Fb, Req> ResponseFuture<Fut, Fb, Req>
+impl<Fut, Fb, Req, Res> ResponseFuture<Fut, Fb, Req, Res>
 where
-    Fut: TryFuture,
-    Fb: Fallback<Req, Fut::Ok>,
+    Fb: Fallback<Req, Res>,
 {
     pub(super) fn new(response: Fut, sleep: Sleep, fallback: Option<(Fb, Req)>) -> Self {
         ResponseFuture {
@@ -67,13 +63,13 @@ where
     }
 }
 
-impl<Fut, Fb, Req> Future for ResponseFuture<Fut, Fb, Req>
+impl<Fut, Fb, Req, Res, E> Future for ResponseFuture<Fut, Fb, Req, Res>
 where
-    Fut: TryFuture,
-    Fut::Error: Into<BoxError>,
-    Fb: Fallback<Req, Fut::Ok>,
+    Fut: Future<Output = Result<Res, E>>,
+    E: Into<BoxError>,
+    Fb: Fallback<Req, Res>,
 {
-    type Output = Result<Fut::Ok, BoxError>;
+    type Output = Result<Res, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -86,7 +82,7 @@ where
                 } => {
                     // The inner answer wins whenever it is there, even while
                     // a fallback is getting ready.
-                    if let Poll::Ready(result) = response.try_poll(cx) {
+                    if let Poll::Ready(result) = response.poll(cx) {
                         return Poll::Ready(result.map_err(Into::into));
                     }
                     ready!(sleep.poll(cx));
@@ -107,10 +103,9 @@ where
     }
 }
 
-impl<Fut, Fb, Req> std::fmt::Debug for ResponseFuture<Fut, Fb, Req>
+impl<Fut, Fb, Req, Res> std::fmt::Debug for ResponseFuture<Fut, Fb, Req, Res>
 where
-    Fut: TryFuture,
-    Fb: Fallback<Req, Fut::Ok>,
+    Fb: Fallback<Req, Res>,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
