@@ -715,3 +715,103 @@ async fn metrics_count_requests_per_endpoint_ejections_and_endpoint_states() {
         DebugValue::Gauge(0.0.into())
     );
 }
+
+/// Peak EWMA learns from calls dropped at the caller's deadline: an
+/// endpoint that turned slower than the deadline is seen to be slow and
+/// gets few calls, instead of keeping the share its old speed earned.
+#[tokio::test(start_paused = true)]
+async fn calls_dropped_at_a_deadline_teach_peak_ewma_the_endpoint_is_slow() {
+    let slow = Arc::new(AtomicBool::new(false));
+    let endpoint = |name: &'static str| {
+        let slow = slow.clone();
+        service_fn(move |()| {
+            let delay = if name == "turns-slow" && slow.load(Ordering::SeqCst) {
+                10_000
+            } else {
+                1
+            };
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                Ok::<_, Infallible>(name)
+            }
+        })
+    };
+    let lb = LoadBalance::new(
+        config(Strategy::peak_ewma()).no_outlier_detection(),
+        [
+            ("fast", endpoint("fast")),
+            ("turns-slow", endpoint("turns-slow")),
+            ("also-fast", endpoint("also-fast")),
+        ],
+    )
+    .unwrap();
+    let mut sent = HashMap::<&str, usize>::new();
+    let mut timeouts = 0;
+    for round in 0..400 {
+        if round == 100 {
+            slow.store(true, Ordering::SeqCst);
+            sent.clear();
+        }
+        let mut lb = lb.clone();
+        let call = lb.ready().await.unwrap().call(());
+        match tokio::time::timeout(Duration::from_millis(50), call).await {
+            Ok(answer) => *sent.entry(answer.unwrap()).or_default() += 1,
+            Err(_) => timeouts += 1,
+        }
+    }
+    // Of the 300 calls after it turned slow, the slow endpoint got the
+    // first one and the rare probes as its estimate decays: without the
+    // lesson it would take about a third (100 timeouts).
+    assert!(timeouts <= 10, "{timeouts} timeouts; answered: {sent:?}");
+    assert_eq!(sent.values().sum::<usize>() + timeouts, 300);
+}
+
+/// When one of P2C's two candidates is ejected, the other is compared with
+/// a third, not taken for want of a choice: a slow endpoint does not get
+/// every call that drew it with an ejected one.
+#[tokio::test(start_paused = true)]
+async fn p2c_draws_again_when_a_candidate_is_ejected() {
+    let endpoint = |name: &'static str| {
+        service_fn(move |()| async move {
+            match name {
+                "down" => Err::<&str, BoxError>("down".into()),
+                "slow" => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(name)
+                }
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Ok(name)
+                }
+            }
+        })
+    };
+    let lb = LoadBalance::new(
+        config(Strategy::peak_ewma()).outlier_detection(
+            OutlierDetection::default()
+                .consecutive_failures(Some(1))
+                .ejection_time(Duration::from_secs(600), Duration::from_secs(600)),
+        ),
+        [
+            ("down", endpoint("down")),
+            ("slow", endpoint("slow")),
+            ("fast", endpoint("fast")),
+        ],
+    )
+    .unwrap();
+    // Until each has answered once, and "down" is ejected.
+    let mut sent = HashMap::<&str, usize>::new();
+    for round in 0..320 {
+        let mut lb = lb.clone();
+        let answer = lb.ready().await.unwrap().call(()).await;
+        if round >= 20 {
+            *sent.entry(answer.unwrap_or("error")).or_default() += 1;
+        }
+    }
+    assert!(ejected(&lb) == vec!["down"], "{:?}", lb.endpoints());
+    // Without the third draw, "slow" would take a third of the calls (every
+    // pair with "down"); with it, only the probes its decaying estimate
+    // allows.
+    assert!(sent.get("slow").copied().unwrap_or(0) <= 15, "{sent:?}");
+    assert_eq!(sent.get("error"), None, "{sent:?}");
+}

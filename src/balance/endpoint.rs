@@ -105,6 +105,13 @@ impl<K, S> Endpoint<K, S> {
         }
     }
 
+    /// Feeds the response-time estimate with a call sent at `sent_at`.
+    fn observe_since(&self, sent_at: u64) {
+        let now = nanos_since(self.telemetry.base, Instant::now());
+        let rtt = now.saturating_sub(sent_at) as f64;
+        self.ewma.observe(rtt, now, self.telemetry.decay);
+    }
+
     /// Notes whether the last readiness check found the endpoint busy.
     #[inline]
     pub(crate) fn set_busy(&self, busy: bool) {
@@ -246,11 +253,7 @@ impl<K, S> Ticket<K, S> {
                 self.endpoint.pending.fetch_sub(1, Relaxed);
             }
             if self.sent_at != 0 {
-                let now = nanos_since(self.endpoint.telemetry.base, Instant::now());
-                let rtt = now.saturating_sub(self.sent_at) as f64;
-                self.endpoint
-                    .ewma
-                    .observe(rtt, now, self.endpoint.telemetry.decay);
+                self.endpoint.observe_since(self.sent_at);
             }
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
@@ -263,6 +266,13 @@ impl<K, S> Drop for Ticket<K, S> {
     fn drop(&mut self) {
         if self.in_flight && self.counts_pending {
             self.endpoint.pending.fetch_sub(1, Relaxed);
+        }
+        if self.in_flight && self.sent_at != 0 {
+            // A call dropped before its answer (a timeout, a lost hedge)
+            // took at least this long: the estimate learns that much. An
+            // endpoint slower than the caller's deadline would otherwise
+            // never be seen to be slow, and keep its share of the calls.
+            self.endpoint.observe_since(self.sent_at);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
             breaker.release(permit);

@@ -519,8 +519,7 @@ where
             }
             Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. } if n == 1 => (0, None),
             strategy => {
-                let (a, b) = two_indices(&mut self.rng, n);
-                let (ea, eb) = (&set.endpoints[a], &set.endpoints[b]);
+                let (a, mut b) = two_indices(&mut self.rng, n);
                 let base = self.shared.telemetry.base;
                 let mut cost = |e: &Endpoint<K, S>| {
                     if !panicking && e.is_ejected() {
@@ -534,7 +533,27 @@ where
                         _ => e.pending() as f64,
                     }
                 };
-                if cost(eb) < cost(ea) {
+                let mut a = a;
+                let mut cost_a = cost(&set.endpoints[a]);
+                let mut cost_b = cost(&set.endpoints[b]);
+                // An ejected candidate is no choice: draw a third endpoint
+                // to compare the other with, or a slow endpoint would take
+                // every call paired with an ejected one.
+                if (cost_a.is_infinite() || cost_b.is_infinite()) && n > 2 {
+                    let mut c = one_index(&mut self.rng, n as u64 - 2) as usize;
+                    for taken in [a.min(b), a.max(b)] {
+                        if c >= taken {
+                            c += 1;
+                        }
+                    }
+                    let cost_c = cost(&set.endpoints[c]);
+                    if cost_a.is_infinite() {
+                        (a, cost_a) = (c, cost_c);
+                    } else {
+                        (b, cost_b) = (c, cost_c);
+                    }
+                }
+                if cost_b < cost_a {
                     (b, Some(a))
                 } else {
                     (a, Some(b))

@@ -1,0 +1,82 @@
+//! An HTTP client bound to one instance, as a `tower::Service`: what a
+//! balancer takes as an endpoint.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tower::{BoxError, Service};
+
+/// Requests and responses with buffered bodies: a request can be copied
+/// for a retry, a response stored in a cache.
+pub(crate) type Request = http::Request<Bytes>;
+pub(crate) type Response = http::Response<Bytes>;
+
+/// Sends requests to one instance (`http://host:port`) with a shared
+/// `reqwest::Client`, and buffers the response body.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpClient {
+    client: reqwest::Client,
+    base: Arc<str>,
+}
+
+impl HttpClient {
+    pub(crate) fn new(client: reqwest::Client, base: impl Into<Arc<str>>) -> Self {
+        HttpClient {
+            client,
+            base: base.into(),
+        }
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// The `reqwest::Client` the examples share: connection pool, a connect
+/// timeout, and a request timeout that bounds every call.
+pub(crate) fn reqwest_client() -> Result<reqwest::Client, BoxError> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+impl Service<Request> for HttpClient {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // reqwest's pool queues requests itself.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let url = format!("{}{path}", self.base);
+        let builder = self
+            .client
+            .request(parts.method, url)
+            .headers(parts.headers)
+            .body(body);
+        Box::pin(async move {
+            let response = builder.send().await?;
+            let mut answer = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                answer = answer.header(name, value);
+            }
+            let body = response.bytes().await?;
+            Ok(answer.body(body)?)
+        })
+    }
+}

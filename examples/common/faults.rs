@@ -1,0 +1,109 @@
+//! Fault injection for an instance: added latency and a share of 500s,
+//! set through an admin endpoint or in process. (Going down and coming
+//! back is the [`Instance`](super::instance::Instance)'s.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+/// What an instance does wrong on purpose.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    latency_ms: AtomicU64,
+    /// Errors per thousand requests.
+    error_permille: AtomicU32,
+    requests: AtomicU64,
+}
+
+/// The faults as the admin endpoint reads and writes them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub(crate) struct FaultSettings {
+    /// Added to every request.
+    #[serde(default)]
+    pub(crate) latency_ms: u64,
+    /// The share of requests answered with a 500, in [0, 1].
+    #[serde(default)]
+    pub(crate) error_rate: f64,
+}
+
+impl Faults {
+    pub(crate) fn set(&self, settings: FaultSettings) {
+        self.latency_ms
+            .store(settings.latency_ms, Ordering::Relaxed);
+        let permille = (settings.error_rate.clamp(0.0, 1.0) * 1000.0).round() as u32;
+        self.error_permille.store(permille, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> FaultSettings {
+        FaultSettings {
+            latency_ms: self.latency_ms.load(Ordering::Relaxed),
+            error_rate: f64::from(self.error_permille.load(Ordering::Relaxed)) / 1000.0,
+        }
+    }
+
+    pub(crate) fn heal(&self) {
+        self.set(FaultSettings::default());
+    }
+
+    /// Whether this request fails: errors are spread evenly, `permille` in
+    /// every thousand requests, so the rate holds over any short run.
+    fn fails(&self) -> bool {
+        let permille = u64::from(self.error_permille.load(Ordering::Relaxed));
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        (n + 1) * permille / 1000 > n * permille / 1000
+    }
+}
+
+/// The middleware that applies `faults` to every request but the admin
+/// and metrics ones.
+pub(crate) async fn inject(
+    State(faults): State<Arc<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/admin") || path == "/metrics" {
+        return next.run(request).await;
+    }
+    let latency = faults.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if faults.fails() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault").into_response();
+    }
+    next.run(request).await
+}
+
+/// `GET /admin/faults` reads the faults, `POST /admin/faults` with
+/// `{"latency_ms": 200, "error_rate": 0.5}` sets them.
+pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
+    Router::new()
+        .route(
+            "/admin/faults",
+            axum::routing::get(|State(faults): State<Arc<Faults>>| async move {
+                Json(faults.get())
+            })
+            .post(
+                |State(faults): State<Arc<Faults>>, Json(settings): Json<FaultSettings>| async move {
+                    faults.set(settings);
+                    Json(faults.get())
+                },
+            ),
+        )
+        .with_state(faults)
+}
+
+/// `router` with `faults` applied and the admin routes added.
+pub(crate) fn with_faults(router: Router, faults: Arc<Faults>) -> Router {
+    router
+        .merge(admin_routes(faults.clone()))
+        .layer(axum::middleware::from_fn_with_state(faults, inject))
+}

@@ -1,0 +1,241 @@
+//! The gateway: `/users…` and `/orders…` to several instances of each
+//! service, each through a `ResilienceLayer` (balancing with outlier
+//! ejection, a circuit breaker, a timeout per attempt, budgeted retries of
+//! idempotent requests, and a cache for reads that answers with the last
+//! good answer while the service fails).
+//!
+//! The users stack has a fallback: while its breaker is open, a read of a
+//! user nobody has cached gets a degraded answer (`"degraded": true`,
+//! header `x-bulwark-fallback`). The orders stack has none: while its
+//! breaker is open, callers get a 503 with `Retry-After`. A timeout is a
+//! 504; no endpoint available, a 503.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tower::{BoxError, Service, ServiceExt, service_fn};
+use tower_bulwark::balance::error::NoEndpointAvailable;
+use tower_bulwark::balance::{BalanceConfig, OutlierDetection};
+use tower_bulwark::cache::{CacheConfig, CacheStatus};
+use tower_bulwark::circuit_breaker::{
+    CircuitBreakerConfig, CircuitBreakerHandle, OpenDuration, SlidingWindow, error::CircuitOpen,
+};
+use tower_bulwark::event::Events;
+use tower_bulwark::retry::RetryConfig;
+use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+use tower_bulwark::timeout::error::Elapsed;
+
+use super::client::{HttpClient, Request, Response as UpstreamResponse};
+use super::orders::{UserClient, idempotent_copy, read_key};
+
+/// The header that says a response is a fallback's.
+pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
+/// The header that says where a response came from in the cache: `hit`,
+/// `miss`, `stale` or `coalesced`.
+pub(crate) const CACHE_HEADER: &str = "x-bulwark-cache";
+
+/// One upstream service as the gateway sees it (the same stack type as the
+/// order service's view of the users).
+pub(crate) type Upstream = UserClient;
+
+/// The gateway's two upstreams, and their breakers for whoever watches.
+#[derive(Clone)]
+pub(crate) struct Gateway {
+    pub(crate) users: Upstream,
+    pub(crate) orders: Upstream,
+    pub(crate) users_breaker: CircuitBreakerHandle,
+    pub(crate) orders_breaker: CircuitBreakerHandle,
+}
+
+/// The stack configuration both upstreams use; `service` names it.
+pub(crate) fn config(service: &str) -> ResilienceConfig {
+    ResilienceConfig::default()
+        .service(service)
+        .timeout(Duration::from_millis(250))
+        .retry(
+            RetryConfig::default()
+                .max_attempts(3)
+                .backoff(Duration::from_millis(10), Duration::from_millis(200)),
+        )
+        .cache(
+            CacheConfig::default()
+                .ttl(Duration::from_secs(2))
+                .stale_if_error(Duration::from_secs(600)),
+        )
+        .circuit_breaker(
+            CircuitBreakerConfig::default()
+                .sliding_window(SlidingWindow::time(Duration::from_secs(5)))
+                .minimum_calls(20)
+                .failure_rate_threshold(0.5)
+                .open_duration(OpenDuration::exponential(
+                    Duration::from_secs(2),
+                    Duration::from_secs(8),
+                )),
+        )
+        .balance(
+            BalanceConfig::default().outlier_detection(
+                OutlierDetection::default()
+                    .consecutive_failures(Some(3))
+                    .failure_rate(0.5, 20, 10)
+                    .ejection_time(Duration::from_secs(3), Duration::from_secs(30)),
+            ),
+        )
+}
+
+/// The users fallback: a degraded user for a read, a 503 otherwise.
+async fn users_fallback(request: Request) -> Result<UpstreamResponse, BoxError> {
+    let path = request.uri().path().to_owned();
+    let id = path
+        .strip_prefix("/users/")
+        .and_then(|id| id.parse::<u64>().ok());
+    let response = match (request.method() == http::Method::GET, id) {
+        (true, Some(id)) => http::Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(FALLBACK_HEADER, "circuit-open")
+            .body(Bytes::from(format!(
+                r#"{{"id":{id},"name":null,"degraded":true}}"#
+            )))?,
+        _ => http::Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header(FALLBACK_HEADER, "circuit-open")
+            .header(http::header::RETRY_AFTER, "2")
+            .body(Bytes::from_static(b"the user service is unavailable"))?,
+    };
+    Ok(response)
+}
+
+impl Gateway {
+    /// Stacks over the user instances at `users` and the order instances at
+    /// `orders`.
+    pub(crate) fn new(
+        users: &[String],
+        orders: &[String],
+        client: reqwest::Client,
+        events: &Events,
+    ) -> Result<Self, BoxError> {
+        let endpoints = |urls: &[String]| -> Vec<(String, HttpClient)> {
+            urls.iter()
+                .map(|url| (url.clone(), HttpClient::new(client.clone(), url.as_str())))
+                .collect()
+        };
+        let users_layer = ResilienceLayer::builder(config("users"))
+            .http()
+            .cache_key(read_key)
+            .clone_requests_with(idempotent_copy)
+            .fallback(service_fn(users_fallback))
+            .events(events)
+            .build()?;
+        let orders_layer = ResilienceLayer::builder(config("orders"))
+            .http()
+            .cache_key(read_key)
+            .clone_requests_with(idempotent_copy)
+            .events(events)
+            .build()?;
+        let breaker = |layer: &ResilienceLayer<_, _, _, _, _>| {
+            layer
+                .circuit_breaker()
+                .ok_or_else(|| BoxError::from("the gateway's stacks have a breaker"))
+        };
+        Ok(Gateway {
+            users_breaker: breaker(&users_layer)?,
+            orders_breaker: breaker(&orders_layer)?,
+            users: users_layer.balance(endpoints(users))?,
+            orders: orders_layer.balance(endpoints(orders))?,
+        })
+    }
+
+    /// The gateway's routes.
+    pub(crate) fn router(self) -> Router {
+        Router::new()
+            .route("/users", axum::routing::any(to_users))
+            .route("/users/{*rest}", axum::routing::any(to_users))
+            .route("/orders", axum::routing::any(to_orders))
+            .route("/orders/{*rest}", axum::routing::any(to_orders))
+            .with_state(self)
+    }
+}
+
+async fn to_users(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
+    proxy(gateway.users, request).await
+}
+
+async fn to_orders(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
+    proxy(gateway.orders, request).await
+}
+
+/// Sends `request` through `upstream`, and turns its answer or error into
+/// a response.
+async fn proxy(mut upstream: Upstream, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(body) => body,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let mut outbound = http::Request::new(body);
+    *outbound.method_mut() = parts.method;
+    *outbound.uri_mut() = match parts.uri.path_and_query() {
+        Some(path) => match path.as_str().parse() {
+            Ok(uri) => uri,
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        },
+        None => http::Uri::from_static("/"),
+    };
+    for name in [http::header::CONTENT_TYPE, http::header::ACCEPT] {
+        if let Some(value) = parts.headers.get(&name) {
+            outbound.headers_mut().insert(name, value.clone());
+        }
+    }
+    let answer = match upstream.ready().await {
+        Ok(upstream) => upstream.call(outbound).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(response) => {
+            let cache = response.extensions().get::<CacheStatus>().copied();
+            let (parts, body) = response.into_parts();
+            let mut response = Response::from_parts(parts, Body::from(body));
+            if let Some(status) = cache {
+                response
+                    .headers_mut()
+                    .insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
+            }
+            response
+        }
+        Err(error) => error_response(&error),
+    }
+}
+
+/// `CircuitOpen` is a 503 with `Retry-After`, `Elapsed` a 504, no endpoint
+/// a 503, anything else a 502.
+pub(crate) fn error_response(error: &BoxError) -> Response {
+    if let Some(open) = error.downcast_ref::<CircuitOpen>() {
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, "circuit open").into_response();
+        retry_after(&mut response, open);
+        response
+    } else if error.is::<Elapsed>() {
+        (StatusCode::GATEWAY_TIMEOUT, "upstream timed out").into_response()
+    } else if error.is::<NoEndpointAvailable>() {
+        (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
+    } else {
+        (StatusCode::BAD_GATEWAY, error.to_string()).into_response()
+    }
+}
+
+/// Sets `Retry-After` (whole seconds, rounded up) from `open`.
+pub(crate) fn retry_after(response: &mut Response, open: &CircuitOpen) {
+    let seconds = open
+        .retry_after()
+        .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+        .max(1);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, value);
+    }
+}

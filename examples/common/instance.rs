@@ -1,0 +1,123 @@
+//! An HTTP server on 127.0.0.1 that can be killed (its listener and every
+//! open connection close at once, as when a process dies) and revived on
+//! the same port.
+//!
+//! Written on hyper's connection API rather than `axum::serve`, whose
+//! connection tasks outlive a stopped server: a killed instance must drop
+//! its keep-alive connections too, or clients would not notice.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::faults::Faults;
+
+/// A running (or killed) server.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    name: String,
+    addr: SocketAddr,
+    router: Router,
+    faults: Arc<Faults>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Instance {
+    /// Serves `router`, with `faults` applied, on `127.0.0.1:port` (0 for
+    /// any free port).
+    pub(crate) async fn start(
+        name: impl Into<String>,
+        port: u16,
+        router: Router,
+        faults: Arc<Faults>,
+    ) -> std::io::Result<Arc<Instance>> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let router = super::faults::with_faults(router, faults.clone());
+        let instance = Arc::new(Instance {
+            name: name.into(),
+            addr,
+            router,
+            faults,
+            server: Mutex::new(None),
+        });
+        instance.serve(listener);
+        Ok(instance)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.lock().as_ref().is_some_and(|s| !s.is_finished())
+    }
+
+    /// Stops listening and drops every connection at once.
+    pub(crate) fn kill(&self) {
+        if let Some(server) = self.lock().take() {
+            server.abort();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub(crate) async fn revive(&self) -> std::io::Result<()> {
+        if self.is_up() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.server.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let router = self.router.clone();
+        let server = tokio::spawn(async move {
+            // Dropped with the task when the instance is killed: every
+            // connection task is aborted with it.
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let service = TowerToHyperService::new(router.clone());
+                        connections.spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                    Some(_) = connections.join_next() => {}
+                }
+            }
+        });
+        *self.lock() = Some(server);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

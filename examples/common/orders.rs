@@ -1,0 +1,226 @@
+//! The order service: `POST /orders`, `GET /orders/{id}`,
+//! `GET /orders?user_id=7`.
+//!
+//! Creating an order checks that its user exists by calling the user
+//! service through a tower-bulwark stack: balanced over the user
+//! instances, with a breaker, a timeout, budgeted retries, and a cache
+//! that answers from the last good answer while the user service fails.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tower::{BoxError, Service, ServiceExt};
+use tower_bulwark::balance::{BalanceConfig, OutlierDetection};
+use tower_bulwark::cache::{CacheConfig, HttpExtension};
+use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, OpenDuration, error::CircuitOpen};
+use tower_bulwark::classify::HttpClassifier;
+use tower_bulwark::event::Events;
+use tower_bulwark::retry::RetryConfig;
+use tower_bulwark::stack::{BalancedService, ResilienceConfig, ResilienceLayer};
+
+use super::client::{HttpClient, Request};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Order {
+    pub(crate) id: u64,
+    pub(crate) user_id: u64,
+    pub(crate) item: String,
+    pub(crate) quantity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NewOrder {
+    pub(crate) user_id: u64,
+    pub(crate) item: String,
+    #[serde(default = "one")]
+    pub(crate) quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ByUser {
+    pub(crate) user_id: u64,
+}
+
+/// The orders of one or more instances.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderStore {
+    orders: Arc<RwLock<BTreeMap<u64, Order>>>,
+}
+
+impl OrderStore {
+    fn get(&self, id: u64) -> Option<Order> {
+        self.read().get(&id).cloned()
+    }
+
+    fn of_user(&self, user_id: u64) -> Vec<Order> {
+        self.read()
+            .values()
+            .filter(|o| o.user_id == user_id)
+            .cloned()
+            .collect()
+    }
+
+    fn create(&self, new: NewOrder) -> Order {
+        let mut orders = self.orders.write().unwrap_or_else(|p| p.into_inner());
+        let id = orders.keys().next_back().map_or(1, |last| last + 1);
+        let order = Order {
+            id,
+            user_id: new.user_id,
+            item: new.item,
+            quantity: new.quantity,
+        };
+        orders.insert(id, order.clone());
+        order
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Order>> {
+        self.orders.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The user service as the order service sees it.
+pub(crate) type UserClient =
+    BalancedService<String, HttpClient, Request, String, HttpClassifier, HttpExtension>;
+
+/// The cache key of a read: its path and query; writes are not cached.
+pub(crate) fn read_key(request: &Request) -> Option<String> {
+    (request.method() == http::Method::GET).then(|| request.uri().to_string())
+}
+
+/// A copy of an idempotent request for a retry; other requests are sent
+/// once.
+pub(crate) fn idempotent_copy(request: &Request) -> Option<Request> {
+    if request.method().is_idempotent() {
+        tower_bulwark::request::clone_http_request(request)
+    } else {
+        None
+    }
+}
+
+/// A stack over the user instances at `urls`, named `service` in metrics
+/// and events.
+pub(crate) fn user_client(
+    service: &str,
+    urls: &[String],
+    client: reqwest::Client,
+    events: &Events,
+) -> Result<UserClient, BoxError> {
+    let config = ResilienceConfig::default()
+        .service(service)
+        .timeout(Duration::from_millis(300))
+        .retry(RetryConfig::default().max_attempts(3))
+        .cache(
+            CacheConfig::default()
+                .ttl(Duration::from_secs(5))
+                .stale_if_error(Duration::from_secs(300)),
+        )
+        .circuit_breaker(
+            CircuitBreakerConfig::default()
+                .minimum_calls(10)
+                .failure_rate_threshold(0.5)
+                .consecutive_failures(10)
+                .open_duration(OpenDuration::exponential(
+                    Duration::from_secs(2),
+                    Duration::from_secs(10),
+                )),
+        )
+        .balance(
+            BalanceConfig::default().outlier_detection(
+                OutlierDetection::default()
+                    .consecutive_failures(Some(3))
+                    .ejection_time(Duration::from_secs(3), Duration::from_secs(30)),
+            ),
+        );
+    let layer = ResilienceLayer::builder(config)
+        .http()
+        .cache_key(read_key)
+        .clone_requests_with(idempotent_copy)
+        .events(events)
+        .build()?;
+    let endpoints = urls
+        .iter()
+        .map(|url| (url.clone(), HttpClient::new(client.clone(), url.as_str())));
+    Ok(layer.balance(endpoints)?)
+}
+
+#[derive(Clone)]
+struct OrderState {
+    orders: OrderStore,
+    users: UserClient,
+}
+
+/// The order service's routes over `orders`, checking users with `users`.
+pub(crate) fn router(orders: OrderStore, users: UserClient) -> Router {
+    Router::new()
+        .route("/orders", axum::routing::get(of_user).post(create))
+        .route("/orders/{id}", axum::routing::get(get))
+        .with_state(OrderState { orders, users })
+}
+
+async fn get(State(state): State<OrderState>, Path(id): Path<u64>) -> Response {
+    match state.orders.get(id) {
+        Some(order) => Json(order).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no order {id}")).into_response(),
+    }
+}
+
+async fn of_user(State(state): State<OrderState>, Query(by): Query<ByUser>) -> Json<Vec<Order>> {
+    Json(state.orders.of_user(by.user_id))
+}
+
+async fn create(State(mut state): State<OrderState>, Json(new): Json<NewOrder>) -> Response {
+    if new.quantity == 0 || new.item.trim().is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an order needs an item and a quantity",
+        )
+            .into_response();
+    }
+    let check = http::Request::get(format!("/users/{}", new.user_id))
+        .body(Bytes::new())
+        .map_err(BoxError::from);
+    let answer = match check {
+        Ok(request) => match state.users.ready().await {
+            Ok(users) => users.call(request).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(response) if response.status().is_success() => {
+            (StatusCode::CREATED, Json(state.orders.create(new))).into_response()
+        }
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no user {}", new.user_id),
+        )
+            .into_response(),
+        Ok(response) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the user service answered {}", response.status()),
+        )
+            .into_response(),
+        Err(error) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the user: {error}"),
+            )
+                .into_response();
+            if let Some(open) = error.downcast_ref::<CircuitOpen>() {
+                super::gateway::retry_after(&mut response, open);
+            }
+            response
+        }
+    }
+}
