@@ -815,3 +815,37 @@ async fn p2c_draws_again_when_a_candidate_is_ejected() {
     assert!(sent.get("slow").copied().unwrap_or(0) <= 15, "{sent:?}");
     assert_eq!(sent.get("error"), None, "{sent:?}");
 }
+
+/// A failure is no answer: peak EWMA counts it as slow, so an endpoint that
+/// fails fast does not look the fastest and draw the calls it fails.
+#[tokio::test(start_paused = true)]
+async fn peak_ewma_does_not_prefer_an_endpoint_that_fails_fast() {
+    let endpoint = |name: &'static str| {
+        service_fn(move |()| async move {
+            if name == "fails-fast" {
+                return Err::<&str, BoxError>("refused".into());
+            }
+            // Slower than the 5 ms prior, so that the other is tried.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(name)
+        })
+    };
+    let lb = LoadBalance::new(
+        config(Strategy::peak_ewma()).no_outlier_detection(),
+        [
+            ("fails-fast", endpoint("fails-fast")),
+            ("works", endpoint("works")),
+        ],
+    )
+    .unwrap();
+    let mut failures = 0;
+    for _ in 0..500 {
+        let mut lb = lb.clone();
+        if lb.ready().await.unwrap().call(()).await.is_err() {
+            failures += 1;
+        }
+    }
+    // It is tried again now and then, as its estimate decays: far from the
+    // nearly every call it would draw as the "fastest" endpoint.
+    assert!(failures <= 25, "{failures} of 500 calls failed");
+}

@@ -106,9 +106,22 @@ impl<K, S> Endpoint<K, S> {
     }
 
     /// Feeds the response-time estimate with a call sent at `sent_at`.
-    fn observe_since(&self, sent_at: u64) {
+    ///
+    /// A failed call is no answer: it is counted at twice the endpoint's
+    /// estimate (or the default, before the first answer) when that is
+    /// slower than the failure was. Without this, an endpoint that fails
+    /// fast would look the fastest of all and draw the calls, and their
+    /// retries, that it fails.
+    fn observe_since(&self, sent_at: u64, failed: bool) {
         let now = nanos_since(self.telemetry.base, Instant::now());
-        let rtt = now.saturating_sub(sent_at) as f64;
+        let mut rtt = now.saturating_sub(sent_at) as f64;
+        if failed {
+            let telemetry = &self.telemetry;
+            let estimate = self
+                .ewma
+                .estimate(now, telemetry.default_rtt, telemetry.decay);
+            rtt = rtt.max(2.0 * estimate.max(telemetry.default_rtt));
+        }
         self.ewma.observe(rtt, now, self.telemetry.decay);
     }
 
@@ -253,7 +266,8 @@ impl<K, S> Ticket<K, S> {
                 self.endpoint.pending.fetch_sub(1, Relaxed);
             }
             if self.sent_at != 0 {
-                self.endpoint.observe_since(self.sent_at);
+                self.endpoint
+                    .observe_since(self.sent_at, outcome == Outcome::Failure);
             }
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
@@ -272,7 +286,7 @@ impl<K, S> Drop for Ticket<K, S> {
             // took at least this long: the estimate learns that much. An
             // endpoint slower than the caller's deadline would otherwise
             // never be seen to be slow, and keep its share of the calls.
-            self.endpoint.observe_since(self.sent_at);
+            self.endpoint.observe_since(self.sent_at, false);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
             breaker.release(permit);

@@ -176,13 +176,15 @@ where
         let gate = settings
             .outlier
             .map(|o| Arc::new(Gate::new(o.max_ejection_percent)));
-        let decay = match settings.strategy {
-            Strategy::P2cPeakEwma { decay, .. } => duration_nanos(decay),
-            _ => 0.0,
+        let ewma = match settings.strategy {
+            Strategy::P2cPeakEwma { decay, default_rtt } => {
+                (duration_nanos(decay), duration_nanos(default_rtt))
+            }
+            _ => (0.0, 0.0),
         };
         let telemetry = Arc::new(Telemetry::new(
             settings.service.clone(),
-            decay,
+            ewma,
             gate,
             settings.events.clone(),
         ));

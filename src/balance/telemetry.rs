@@ -21,6 +21,9 @@ pub(crate) struct Telemetry {
     /// The peak EWMA's time constant, in nanoseconds (unused by the other
     /// strategies).
     pub(crate) decay: f64,
+    /// The peak EWMA's estimate of an endpoint that has not answered yet,
+    /// in nanoseconds.
+    pub(crate) default_rtt: f64,
     /// Limits how many endpoints are ejected at once; `None` without
     /// outlier detection.
     pub(crate) gate: Option<Arc<Gate>>,
@@ -36,7 +39,7 @@ pub(crate) struct Telemetry {
 impl Telemetry {
     pub(crate) fn new(
         service: Arc<str>,
-        decay: f64,
+        (decay, default_rtt): (f64, f64),
         gate: Option<Arc<Gate>>,
         events: Emitter<BalanceEvent>,
     ) -> Self {
@@ -47,6 +50,7 @@ impl Telemetry {
             ejections: scope.counter("bulwark_balance_ejections_total", &[]),
             base: Instant::now(),
             decay,
+            default_rtt,
             service,
             gate,
             events,
