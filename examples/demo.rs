@@ -7,7 +7,12 @@
 //! cargo run --release --example demo
 //! cargo run --release --example demo -- --duration 120 --clients 32
 //! cargo run --release --example demo -- --no-faults
+//! cargo run --release --example demo -- --port 3000 --duration 600
 //! ```
+//!
+//! Flags: `--duration` seconds (60), `--clients` (16), `--no-faults`,
+//! `--port` of the gateway (any free port by default; 3000 is the one
+//! `ops/prometheus/prometheus.yml` scrapes).
 //!
 //! The script (at these shares of `--duration`, 60 s by default):
 //!
@@ -53,6 +58,7 @@ async fn main() -> Result<(), BoxError> {
     let args = Args::parse(&["no-faults"])?;
     let duration = Duration::from_secs(args.get("duration", 60u64)?.max(1));
     let clients: usize = args.get("clients", 16usize)?.clamp(1, 512);
+    let port: u16 = args.get("port", 0u16)?;
     let faults = !args.switch("no-faults");
 
     // The recorder first: layers resolve their metric handles when built.
@@ -95,7 +101,7 @@ async fn main() -> Result<(), BoxError> {
         ("users", gateway.users_breaker.clone()),
         ("orders", gateway.orders_breaker.clone()),
     ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
     let app = gateway.router().merge(common::metrics_route());
     let (stop_gateway, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -15,7 +15,14 @@ pub(crate) mod users;
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Buckets of `*_seconds` histograms, from 1 ms to 10 s: the alert rules and
+/// the dashboard compute quantiles from them (`histogram_quantile`), which
+/// needs histograms, not the exporter's default summaries.
+pub(crate) const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The process's Prometheus recorder, installed on first use: before any
 /// layer is built, as the layers resolve their metric handles when built.
@@ -23,7 +30,11 @@ pub(crate) fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                // Only an empty bucket list is refused.
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may be installed already (a test harness);
             // this handle then renders an empty page, which is fine.

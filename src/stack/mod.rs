@@ -77,6 +77,15 @@
 //! [`ResilienceConfig::from_yaml`] read the same configuration from a file;
 //! a bad value is a [`ConfigFileError`] that names the field and its line.
 //!
+//! # In async handlers
+//!
+//! The stack's service and futures are `Send` when held across `.await`
+//! (what axum asks of a handler). Call it with `ready().await` and `call`:
+//! the future of tower's `oneshot` names the service's future type through
+//! the `Service` trait, and the compiler cannot prove that `Send` for
+//! services that box errors (rust-lang/rust#110338, with tower's own
+//! layers as well).
+//!
 //! # State
 //!
 //! The layer creates the state of its breaker and its retry and hedge
