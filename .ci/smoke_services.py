@@ -85,6 +85,20 @@ def main():
             status, body, _ = request("GET", f"{gateway}/users/{n}")
             assert status == 200, (n, status, body)
 
+        # An order instance goes down for two seconds: orders are answered
+        # (with an error while it is the only one), and served again after.
+        status, body, _ = request("POST", url["order"] + "/admin/down", {"seconds": 2})
+        assert status == 202, (status, body)
+        time.sleep(0.5)
+        status, body, _ = request("GET", f"{gateway}/orders?user_id=8")
+        assert status >= 500, ("the only order instance is down", status, body)
+        # A read answered before is answered again, from the cache.
+        status, body, headers = request("GET", f"{gateway}/orders/{order['id']}")
+        assert status == 200 and json.loads(body) == order, (status, body)
+        time.sleep(2.5)
+        status, body, _ = request("GET", f"{gateway}/orders?user_id=7")
+        assert status == 200, ("back after two seconds", status, body)
+
         status, text, _ = request("GET", gateway + "/metrics")
         assert status == 200 and 'bulwark_requests_total{service="users"' in text, text[:500]
         assert "bulwark_balance_ejections_total" in text, text[:500]

@@ -1,5 +1,6 @@
 //! The user service, on its own: `GET /users`, `GET /users/{id}`,
-//! `POST /users`, `/metrics`, and fault injection at `/admin/faults`.
+//! `POST /users`, `/metrics`, and fault injection at `/admin/faults` and
+//! `/admin/down`.
 //!
 //! ```text
 //! cargo run --example user_service -- --port 3001

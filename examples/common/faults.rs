@@ -20,6 +20,15 @@ pub(crate) struct Faults {
     /// Errors per thousand requests.
     error_permille: AtomicU32,
     requests: AtomicU64,
+    /// Asks the instance to go down for a while (see
+    /// [`Instance`](super::instance::Instance)).
+    pub(crate) down: tokio::sync::watch::Sender<Option<Duration>>,
+}
+
+/// `POST /admin/down` with `{"seconds": 5}`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub(crate) struct Down {
+    pub(crate) seconds: f64,
 }
 
 /// The faults as the admin endpoint reads and writes them.
@@ -83,9 +92,25 @@ pub(crate) async fn inject(
 }
 
 /// `GET /admin/faults` reads the faults, `POST /admin/faults` with
-/// `{"latency_ms": 200, "error_rate": 0.5}` sets them.
+/// `{"latency_ms": 200, "error_rate": 0.5}` sets them, and
+/// `POST /admin/down` with `{"seconds": 5}` takes the instance down (its
+/// port closed, its connections dropped) and brings it back after that
+/// long.
 pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
     Router::new()
+        .route(
+            "/admin/down",
+            axum::routing::post(
+                |State(faults): State<Arc<Faults>>, Json(down): Json<Down>| async move {
+                    let Ok(time) = Duration::try_from_secs_f64(down.seconds) else {
+                        return (StatusCode::UNPROCESSABLE_ENTITY, "seconds: a duration in seconds")
+                            .into_response();
+                    };
+                    faults.down.send_replace(Some(time));
+                    (StatusCode::ACCEPTED, format!("down for {time:?}")).into_response()
+                },
+            ),
+        )
         .route(
             "/admin/faults",
             axum::routing::get(|State(faults): State<Arc<Faults>>| async move {

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
@@ -47,7 +48,32 @@ impl Instance {
             server: Mutex::new(None),
         });
         instance.serve(listener);
+        instance.obey_admin();
         Ok(instance)
+    }
+
+    /// Goes down when the admin endpoint asks, and comes back after the
+    /// time it gave.
+    fn obey_admin(self: &Arc<Self>) {
+        let mut asked = self.faults.down.subscribe();
+        let instance = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while asked.changed().await.is_ok() {
+                let Some(time) = *asked.borrow_and_update() else {
+                    continue;
+                };
+                let Some(this) = instance.upgrade() else {
+                    return;
+                };
+                // Let the admin call's answer leave first.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                this.kill();
+                tokio::time::sleep(time).await;
+                if let Err(e) = this.revive().await {
+                    eprintln!("{} cannot come back: {e}", this.name);
+                }
+            }
+        });
     }
 
     pub(crate) fn name(&self) -> &str {
