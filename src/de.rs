@@ -50,37 +50,16 @@ pub(crate) mod option_duration {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
-        d.deserialize_any(OptionDurationVisitor)
+        Ok(maybe::deserialize::<D, HumanDuration>(d)?.map(|h| h.0))
     }
 }
 
-struct OptionDurationVisitor;
+/// A duration written as humans write it.
+struct HumanDuration(Duration);
 
-impl<'de> Visitor<'de> for OptionDurationVisitor {
-    type Value = Option<Duration>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration such as \"250ms\", or false for none")
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        parse(text).map(Some)
-    }
-
-    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Self::Value, E> {
-        if on {
-            Err(E::custom("expected a duration such as \"2s\", or false"))
-        } else {
-            Ok(None)
-        }
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        duration::deserialize(d).map(HumanDuration)
     }
 }
 

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,13 +16,11 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tower::{BoxError, Service, ServiceExt};
-use tower_bulwark::balance::{BalanceConfig, OutlierDetection};
-use tower_bulwark::cache::{CacheConfig, HttpExtension};
-use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, OpenDuration, error::CircuitOpen};
+use tower_bulwark::cache::HttpExtension;
+use tower_bulwark::circuit_breaker::error::CircuitOpen;
 use tower_bulwark::classify::HttpClassifier;
 use tower_bulwark::event::Events;
-use tower_bulwark::retry::RetryConfig;
-use tower_bulwark::stack::{BalancedService, ResilienceConfig, ResilienceLayer};
+use tower_bulwark::stack::{BalancedService, ResilienceLayer};
 
 use super::client::{HttpClient, Request};
 
@@ -116,32 +113,8 @@ pub(crate) fn user_client(
     client: reqwest::Client,
     events: &Events,
 ) -> Result<UserClient, BoxError> {
-    let config = ResilienceConfig::default()
-        .service(service)
-        .timeout(Duration::from_millis(300))
-        .retry(RetryConfig::default().max_attempts(3))
-        .cache(
-            CacheConfig::default()
-                .ttl(Duration::from_secs(5))
-                .stale_if_error(Duration::from_secs(300)),
-        )
-        .circuit_breaker(
-            CircuitBreakerConfig::default()
-                .minimum_calls(10)
-                .failure_rate_threshold(0.5)
-                .consecutive_failures(10)
-                .open_duration(OpenDuration::exponential(
-                    Duration::from_secs(2),
-                    Duration::from_secs(10),
-                )),
-        )
-        .balance(
-            BalanceConfig::default().outlier_detection(
-                OutlierDetection::default()
-                    .consecutive_failures(Some(3))
-                    .ejection_time(Duration::from_secs(3), Duration::from_secs(30)),
-            ),
-        );
+    // The same stack configuration as the gateway's.
+    let config = super::gateway::config(service);
     let layer = ResilienceLayer::builder(config)
         .http()
         .cache_key(read_key)
