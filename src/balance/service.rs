@@ -528,9 +528,13 @@ where
                         return f64::INFINITY;
                     }
                     match strategy {
-                        Strategy::P2cPeakEwma { default_rtt, decay } => {
+                        Strategy::P2cPeakEwma { .. } => {
                             let at = *now.get_or_insert_with(|| nanos_since(base, Instant::now()));
-                            e.ewma_cost(at, duration_nanos(default_rtt), duration_nanos(decay))
+                            // In nanoseconds as `f64`, converted once when
+                            // built: a `u128` conversion per pick costs more
+                            // than the rest of the cost.
+                            let telemetry = &self.shared.telemetry;
+                            e.ewma_cost(at, telemetry.default_rtt, telemetry.decay)
                         }
                         _ => e.pending() as f64,
                     }
