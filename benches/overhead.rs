@@ -15,11 +15,13 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use support::{bench, call};
 use tower::{BoxError, Layer, Service, ServiceBuilder, service_fn};
+use tower_bulwark::balance::{BalanceConfig, Strategy};
 use tower_bulwark::cache::{CacheConfig, CacheLayer};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
 use tower_bulwark::metrics::MetricsLayer;
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
+use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
 fn echo() -> impl Service<u64, Response = u64, Error = BoxError> + Clone {
@@ -163,9 +165,26 @@ impl std::fmt::Display for SmallError {
 
 impl std::error::Error for SmallError {}
 
+/// The full stack of the recommended order on the success path, as one
+/// `ResilienceLayer`: Metrics, CircuitBreaker, Timeout and LoadBalance
+/// over four endpoints (retries, hedges and the cache are off by default).
+fn full_stack(c: &mut Criterion) {
+    let rt = support::runtime();
+    let _guard = rt.enter();
+    let _ = metrics::set_global_recorder(metrics::NoopRecorder);
+    for strategy in [Strategy::peak_ewma(), Strategy::P2cLeastPending] {
+        let layer = ResilienceLayer::new(
+            ResilienceConfig::default().balance(BalanceConfig::default().strategy(strategy)),
+        )
+        .unwrap();
+        let stack = layer.balance((0..4).map(|i| (i, echo()))).unwrap();
+        bench(c, &format!("full stack, {} over 4", strategy.name()), stack);
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = overhead
+    targets = overhead, full_stack
 }
 criterion_main!(benches);

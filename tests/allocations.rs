@@ -9,7 +9,8 @@
     feature = "balance",
     feature = "retry",
     feature = "hedge",
-    feature = "metrics"
+    feature = "metrics",
+    feature = "stack"
 ))]
 
 use std::alloc::System;
@@ -26,6 +27,7 @@ use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
 use tower_bulwark::metrics::MetricsLayer;
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
+use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 use tower_bulwark::timeout::TimeoutLayer;
 
 #[global_allocator]
@@ -159,6 +161,29 @@ fn success_path_allocates_nothing() {
             .unwrap();
             assert_eq!(allocations_per_call(lb).await, 0.0, "{}", strategy.name());
         }
+
+        // The full stack of the recommended order: Metrics, CircuitBreaker,
+        // Timeout and LoadBalance over four endpoints, from one config; and
+        // with retries and hedges on as well (none needed).
+        let stack = ResilienceLayer::new(ResilienceConfig::default()).unwrap();
+        assert_eq!(
+            allocations_per_call(stack.balance((0..4).map(|i| (i, echo()))).unwrap()).await,
+            0.0,
+            "full stack"
+        );
+        let stack = ResilienceLayer::builder(
+            ResilienceConfig::default()
+                .retry(RetryConfig::default())
+                .hedge(HedgeConfig::default()),
+        )
+        .clone_requests()
+        .build()
+        .unwrap();
+        assert_eq!(
+            allocations_per_call(stack.balance((0..4).map(|i| (i, echo()))).unwrap()).await,
+            0.0,
+            "full stack with retries and hedges"
+        );
 
         // Open with a fallback: the fallback answers, nothing is boxed.
         let layer = breaker().fallback(service_fn(|x: u64| async move { Ok::<_, Infallible>(x) }));
