@@ -16,7 +16,9 @@ use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 
 const TASKS: u64 = 8;
 
-fn echo() -> impl Service<u64, Response = u64, Error = BoxError, Future: Send> + Clone + Send + Sync + 'static {
+fn echo()
+-> impl Service<u64, Response = u64, Error = BoxError, Future: Send> + Clone + Send + Sync + 'static
+{
     service_fn(|x: u64| async move { Ok::<_, BoxError>(x) })
 }
 
@@ -43,7 +45,9 @@ where
         task.await.unwrap();
     }
     // Per call as criterion counts them.
-    start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_task * TASKS) as f64)
 }
 
 fn contended(c: &mut Criterion) {

@@ -179,6 +179,7 @@ pub use self::optional::{OptionalFallback, OptionalFallbackFuture};
 #[cfg(feature = "stack")]
 mod optional {
     use super::*;
+    use std::sync::Arc;
     use tower::util::BoxCloneSyncService;
 
     type BoxFuture<Res> = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
@@ -189,14 +190,23 @@ mod optional {
     /// stack has one type whether it has a fallback or not. Boxing costs an
     /// allocation per call *to the fallback* only: the primary path never
     /// touches it.
+    ///
+    /// A clone shares the backup service and makes its own copy only when it
+    /// first sends a request to it: the breaker's service is cloned on every
+    /// call by the layers above it (retries, hedges), and copying a boxed
+    /// service allocates.
     pub struct OptionalFallback<Req, Res> {
-        service: Option<BoxCloneSyncService<Req, Res, BoxError>>,
+        shared: Option<Arc<BoxCloneSyncService<Req, Res, BoxError>>>,
+        own: Option<BoxCloneSyncService<Req, Res, BoxError>>,
     }
 
     impl<Req, Res> OptionalFallback<Req, Res> {
         /// No fallback: the layer answers with its own error.
         pub fn none() -> Self {
-            OptionalFallback { service: None }
+            OptionalFallback {
+                shared: None,
+                own: None,
+            }
         }
 
         /// `service` answers what the layer will not send on.
@@ -212,20 +222,31 @@ mod optional {
                 .map_err(Into::into)
                 .service(service);
             OptionalFallback {
-                service: Some(BoxCloneSyncService::new(service)),
+                shared: Some(Arc::new(BoxCloneSyncService::new(service))),
+                own: None,
             }
         }
 
         /// Whether a fallback service is set.
         pub fn is_some(&self) -> bool {
-            self.service.is_some()
+            self.shared.is_some()
+        }
+
+        /// This clone's own copy of the backup service, made on first use.
+        fn service(&mut self) -> Option<&mut BoxCloneSyncService<Req, Res, BoxError>> {
+            let shared = self.shared.as_ref()?;
+            Some(
+                self.own
+                    .get_or_insert_with(|| BoxCloneSyncService::clone(shared)),
+            )
         }
     }
 
     impl<Req, Res> Clone for OptionalFallback<Req, Res> {
         fn clone(&self) -> Self {
             OptionalFallback {
-                service: self.service.clone(),
+                shared: self.shared.clone(),
+                own: None,
             }
         }
     }
@@ -239,7 +260,7 @@ mod optional {
     impl<Req, Res> std::fmt::Debug for OptionalFallback<Req, Res> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("OptionalFallback")
-                .field("is_some", &self.service.is_some())
+                .field("is_some", &self.shared.is_some())
                 .finish()
         }
     }
@@ -286,7 +307,7 @@ mod optional {
 
         #[inline]
         fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-            match &mut self.service {
+            match self.service() {
                 Some(service) => service.poll_ready(cx),
                 None => Poll::Ready(Ok(())),
             }
@@ -294,7 +315,7 @@ mod optional {
 
         #[inline]
         fn call<E: Into<BoxError>>(&mut self, req: Req, cause: E) -> Self::Future {
-            match &mut self.service {
+            match self.service() {
                 Some(service) => OptionalFallbackFuture {
                     state: State::Service {
                         future: service.call(req),

@@ -164,7 +164,9 @@ fn success_path_allocates_nothing() {
 
         // The full stack of the recommended order: Metrics, CircuitBreaker,
         // Timeout and LoadBalance over four endpoints, from one config; and
-        // with retries and hedges on as well (none needed).
+        // with retries, hedges and a fallback as well (none used): the
+        // layers above the breaker clone it per call, and a clone shares
+        // the boxed fallback rather than copying it.
         let stack = ResilienceLayer::new(ResilienceConfig::default()).unwrap();
         assert_eq!(
             allocations_per_call(stack.balance((0..4).map(|i| (i, echo()))).unwrap()).await,
@@ -177,12 +179,17 @@ fn success_path_allocates_nothing() {
                 .hedge(HedgeConfig::default()),
         )
         .clone_requests()
+        // (A fallback with state: a boxed copy of it would allocate.)
+        .fallback({
+            let offset = std::hint::black_box(0u64);
+            service_fn(move |x: u64| async move { Ok::<_, Infallible>(x + offset) })
+        })
         .build()
         .unwrap();
         assert_eq!(
             allocations_per_call(stack.balance((0..4).map(|i| (i, echo()))).unwrap()).await,
             0.0,
-            "full stack with retries and hedges"
+            "full stack with retries, hedges and a fallback"
         );
 
         // Open with a fallback: the fallback answers, nothing is boxed.

@@ -529,3 +529,38 @@ balance:
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A cache hit does not call the service beneath it, so what that service
+/// reserved when it was made ready (here the breaker's one half-open probe
+/// slot) is given back at once instead of being held by an idle clone.
+#[tokio::test(start_paused = true)]
+async fn a_cache_hit_gives_back_the_probe_slot_it_was_ready_with() {
+    use tower_bulwark::cache::CacheLayer;
+    use tower_bulwark::circuit_breaker::CircuitBreakerLayer;
+
+    let backend = Backend::default();
+    let breaker = CircuitBreakerLayer::new(breaker(1).half_open_probes(1)).unwrap();
+    let handle = breaker.handle();
+    let cache = CacheLayer::new(CacheConfig::default(), |id: &u32| Some(*id)).unwrap();
+    let mut a = cache.layer(breaker.layer(backend.service()));
+    let mut b = a.clone();
+
+    assert_eq!(
+        a.ready().await.unwrap().call(1).await.unwrap().into_inner(),
+        "user 1"
+    );
+    backend.down.store(true, Ordering::SeqCst);
+    a.ready().await.unwrap().call(2).await.unwrap_err();
+    assert_eq!(handle.state(), CircuitState::Open);
+    backend.down.store(false, Ordering::SeqCst);
+    tokio::time::advance(OPEN).await;
+
+    // `a` is made ready (taking the probe slot), then answered from the
+    // cache.
+    let hit = a.ready().await.unwrap().call(1).await.unwrap();
+    assert!(hit.status() == tower_bulwark::cache::CacheStatus::Hit);
+    // `b` gets the slot, probes, and closes the breaker.
+    let probe = b.ready().await.unwrap().call(3).await.unwrap();
+    assert_eq!(probe.into_inner(), "user 3");
+    assert_eq!(handle.state(), CircuitState::Closed);
+}

@@ -57,6 +57,11 @@ impl Faults {
         }
     }
 
+    /// Requests that reached the instance (not the admin or metrics ones).
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn heal(&self) {
         self.set(FaultSettings::default());
     }

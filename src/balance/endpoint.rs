@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::telemetry::Telemetry;
-use crate::circuit_breaker::state::{Breaker, Permit};
+use crate::circuit_breaker::state::{Breaker, Permit, Standing};
 use crate::classify::Outcome;
 use crate::telemetry::Counter;
 
@@ -90,6 +90,18 @@ impl<K, S> Endpoint<K, S> {
         self.breaker.as_ref().is_some_and(Breaker::rejects)
     }
 
+    /// Whether the outlier detector would let a call through now, as a
+    /// call or as the probe of an ejected endpoint whose time is up;
+    /// without taking a probe slot. The clock is read only for an endpoint
+    /// that is ejected.
+    #[inline]
+    pub(crate) fn standing(&self) -> Standing {
+        match &self.breaker {
+            Some(breaker) => breaker.standing(Instant::now),
+            None => Standing::Admits,
+        }
+    }
+
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Acquire)
     }
@@ -105,24 +117,33 @@ impl<K, S> Endpoint<K, S> {
         }
     }
 
-    /// Feeds the response-time estimate with a call sent at `sent_at`.
+    /// Feeds the response-time estimate with a call sent at `sent_at` and
+    /// its outcome.
     ///
-    /// A failed call is no answer: it is counted at twice the endpoint's
-    /// estimate (or the default, before the first answer) when that is
-    /// slower than the failure was. Without this, an endpoint that fails
-    /// fast would look the fastest of all and draw the calls, and their
-    /// retries, that it fails.
-    fn observe_since(&self, sent_at: u64, failed: bool) {
+    /// A failed call is no answer: it counts as twice the endpoint's
+    /// estimate (or the default, before the first answer), up to 32 times
+    /// the default, when that is slower than the failure was. Without this,
+    /// an endpoint that fails fast would look the fastest of all and draw
+    /// the calls, and their retries, that it fails; the cap keeps a
+    /// recovered endpoint from being shunned for long.
+    ///
+    /// The successful probe of an endpoint back from ejection starts its
+    /// estimate afresh: what it did before it was ejected says nothing of
+    /// it now.
+    fn observe_since(&self, sent_at: u64, outcome: Observed) {
         let now = nanos_since(self.telemetry.base, Instant::now());
         let mut rtt = now.saturating_sub(sent_at) as f64;
-        if failed {
-            let telemetry = &self.telemetry;
-            let estimate = self
-                .ewma
-                .estimate(now, telemetry.default_rtt, telemetry.decay);
-            rtt = rtt.max(2.0 * estimate.max(telemetry.default_rtt));
+        let (decay, default_rtt) = (self.telemetry.decay, self.telemetry.default_rtt);
+        match outcome {
+            Observed::Answer => self.ewma.observe(rtt, now, decay),
+            Observed::Failure => {
+                let estimate = self.ewma.estimate(now, default_rtt, decay);
+                let penalty = (2.0 * estimate.max(default_rtt)).min(32.0 * default_rtt);
+                rtt = rtt.max(penalty);
+                self.ewma.observe(rtt, now, decay);
+            }
+            Observed::Returned => self.ewma.restart(rtt, now),
         }
-        self.ewma.observe(rtt, now, self.telemetry.decay);
     }
 
     /// Notes whether the last readiness check found the endpoint busy.
@@ -190,6 +211,12 @@ impl PeakEwma {
         }
     }
 
+    /// Forgets the estimate and starts again from `rtt`.
+    fn restart(&self, rtt: f64, now: u64) {
+        self.estimate.store(rtt.max(1.0).to_bits(), Relaxed);
+        self.updated.store(now, Relaxed);
+    }
+
     fn observe(&self, rtt: f64, now: u64, decay: f64) {
         let estimate = f64::from_bits(self.estimate.load(Relaxed));
         let next = if estimate == 0.0 || rtt > estimate {
@@ -203,6 +230,17 @@ impl PeakEwma {
         self.estimate.store(next.max(1.0).to_bits(), Relaxed);
         self.updated.store(now, Relaxed);
     }
+}
+
+/// What a finished call tells the response-time estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observed {
+    /// An answer, or a call dropped before it (at least this long).
+    Answer,
+    /// A failure: no answer at all.
+    Failure,
+    /// The successful probe of an endpoint back from ejection.
+    Returned,
 }
 
 /// A call's hold on an endpoint: the outlier detector's permit, and, once
@@ -266,8 +304,13 @@ impl<K, S> Ticket<K, S> {
                 self.endpoint.pending.fetch_sub(1, Relaxed);
             }
             if self.sent_at != 0 {
-                self.endpoint
-                    .observe_since(self.sent_at, outcome == Outcome::Failure);
+                let probe = matches!(self.permit, Some(Permit::Probe { .. }));
+                let observed = match outcome {
+                    Outcome::Failure => Observed::Failure,
+                    Outcome::Success if probe => Observed::Returned,
+                    _ => Observed::Answer,
+                };
+                self.endpoint.observe_since(self.sent_at, observed);
             }
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
@@ -286,7 +329,7 @@ impl<K, S> Drop for Ticket<K, S> {
             // took at least this long: the estimate learns that much. An
             // endpoint slower than the caller's deadline would otherwise
             // never be seen to be slow, and keep its share of the calls.
-            self.endpoint.observe_since(self.sent_at, false);
+            self.endpoint.observe_since(self.sent_at, Observed::Answer);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
             breaker.release(permit);

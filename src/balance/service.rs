@@ -21,7 +21,7 @@ use super::future::ResponseFuture;
 use super::set::EndpointSet;
 use super::telemetry::Telemetry;
 use crate::BoxError;
-use crate::circuit_breaker::state::{Breaker, Gate, Permit};
+use crate::circuit_breaker::state::{Breaker, Gate, Permit, Standing};
 use crate::classify::{Classify, DefaultClassifier, Outcome};
 use crate::config::{Check, ConfigError};
 
@@ -524,8 +524,14 @@ where
                 let (a, mut b) = two_indices(&mut self.rng, n);
                 let base = self.shared.telemetry.base;
                 let mut cost = |e: &Endpoint<K, S>| {
-                    if !panicking && e.is_ejected() {
-                        return f64::INFINITY;
+                    if !panicking {
+                        match e.standing() {
+                            Standing::Admits => {}
+                            // An ejected endpoint whose time is up gets its
+                            // probe at once, whatever its old figures say.
+                            Standing::ProbeDue => return 0.0,
+                            Standing::Rejects => return f64::INFINITY,
+                        }
                     }
                     match strategy {
                         Strategy::P2cPeakEwma { .. } => {

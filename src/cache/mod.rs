@@ -329,13 +329,21 @@ where
         };
         let (fresh, stale) = self.store.lookup(&key);
         if let Some(response) = fresh {
+            // The inner service was made ready for a call it will not get:
+            // a clone takes its place, and what its readiness reserved (a
+            // breaker's probe slot, a balancer's endpoint) is given back
+            // now rather than held until this service's next miss.
+            let fresh_clone = self.inner.clone();
+            drop(std::mem::replace(&mut self.inner, fresh_clone));
             return ResponseFuture::hit(response, marker, &self.store);
         }
         match self.store.join_or_lead(&key) {
             store::Role::Waiter(flight) => {
-                // This call's turn with the inner service is given up: the
-                // waiter calls a clone only if the leader is cancelled.
-                let service = self.inner.clone();
+                // The ready service goes with the waiter, which calls it
+                // only if the call it waits for is cancelled, and drops it
+                // (and its reservation) when done; a clone takes its place.
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiter(flight, stale, req, service, marker, self.store.clone())
             }
             store::Role::Leader(flight) => ResponseFuture::leader(

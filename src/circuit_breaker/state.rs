@@ -58,6 +58,18 @@ fn generation(word: u64) -> u64 {
     word >> CODE_BITS
 }
 
+/// What a breaker would do with a call now; see [`Breaker::standing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Closed: calls go through.
+    Admits,
+    /// Open for long enough, or half-open with a probe slot free: the next
+    /// call is a probe.
+    ProbeDue,
+    /// Open, or half-open with every probe slot taken.
+    Rejects,
+}
+
 /// What the breaker decided for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Permit {
@@ -547,6 +559,37 @@ impl Breaker {
     /// endpoint, for a balancer).
     pub(crate) fn rejects(&self) -> bool {
         matches!(self.state(), CircuitState::Open | CircuitState::HalfOpen)
+    }
+
+    /// What [`acquire`](Self::acquire) would give a call now, without
+    /// taking a probe slot or changing state: for a balancer choosing among
+    /// endpoints. `now` is read only while open.
+    #[inline]
+    pub(crate) fn standing(&self, now: impl FnOnce() -> Instant) -> Standing {
+        let word = self.word.load(Acquire);
+        match decode(word) {
+            CircuitState::Closed | CircuitState::ForcedClosed | CircuitState::Disabled => {
+                Standing::Admits
+            }
+            CircuitState::ForcedOpen => Standing::Rejects,
+            CircuitState::HalfOpen => {
+                let probes = self.probes.load(Acquire);
+                let free = probes & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(generation(word))
+                    && probes & PROBE_FIELD < u64::from(self.settings.half_open_probes);
+                if free {
+                    Standing::ProbeDue
+                } else {
+                    Standing::Rejects
+                }
+            }
+            CircuitState::Open => {
+                if self.nanos(now()) >= self.open_until.load(Acquire) {
+                    Standing::ProbeDue
+                } else {
+                    Standing::Rejects
+                }
+            }
+        }
     }
 
     /// Stops counting against the group's gate (the endpoint left the
