@@ -42,6 +42,7 @@ enum Problem {
     Percent { value: f64 },
     TooLarge { value: u64, max: u64 },
     Missing { what: &'static str },
+    TooLong { max: &'static str },
 }
 
 impl ConfigError {
@@ -109,6 +110,7 @@ impl fmt::Display for Problem {
             }
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
             Problem::Missing { what } => write!(f, "is missing: {what}"),
+            Problem::TooLong { max } => write!(f, "must be at most {max}"),
             Problem::Percent { value } => {
                 write!(f, "must be a percentage in [0, 100], got {value}")
             }
@@ -210,6 +212,22 @@ impl Check {
             Err(self.error(field, Problem::ZeroDuration))
         } else {
             Ok(())
+        }
+    }
+
+    /// A duration no longer than `max`, described as `max_text`.
+    #[cfg(feature = "cache")]
+    pub(crate) fn not_longer(
+        self,
+        field: &'static str,
+        value: Duration,
+        max: Duration,
+        max_text: &'static str,
+    ) -> Result<(), ConfigError> {
+        if value <= max {
+            Ok(())
+        } else {
+            Err(self.error(field, Problem::TooLong { max: max_text }))
         }
     }
 

@@ -16,7 +16,7 @@ pub struct CacheConfig {
     /// The `service` label of the metrics. Default: `"default"`.
     pub service: String,
     /// How long an entry answers requests without calling the service.
-    /// Default: 60 s.
+    /// Default: 60 s. At most 1000 years, with `stale_if_error`.
     #[cfg_attr(
         feature = "serde",
         serde(deserialize_with = "crate::de::duration::deserialize")
@@ -73,6 +73,15 @@ impl CacheConfig {
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("cache");
         check.duration("ttl", self.ttl)?;
+        // moka keeps an entry at most 1000 years.
+        const LONGEST: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+        check.not_longer("ttl", self.ttl, LONGEST, "1000 years")?;
+        check.not_longer(
+            "stale_if_error",
+            self.ttl.saturating_add(self.stale_if_error),
+            LONGEST,
+            "1000 years with the ttl",
+        )?;
         check.nonzero("max_entries", self.max_entries)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),

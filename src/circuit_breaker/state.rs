@@ -132,6 +132,9 @@ pub struct CircuitSnapshot {
     pub consecutive_failures: u64,
     /// While open: time until the next probe may go through.
     pub retry_after: Option<Duration>,
+    /// While half-open: probes in flight (never more than
+    /// `half_open_probes`); 0 otherwise.
+    pub probes_in_flight: u32,
 }
 
 impl CircuitSnapshot {
@@ -624,6 +627,14 @@ impl Breaker {
                     .saturating_sub(self.nanos(now)),
             )
         });
+        let probes = self.probes.load(Acquire);
+        let probes_in_flight = if state == CircuitState::HalfOpen
+            && probes & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(generation(word))
+        {
+            u32::try_from(probes & PROBE_FIELD).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         CircuitSnapshot {
             state,
             calls,
@@ -631,6 +642,7 @@ impl Breaker {
             slow_calls: slow,
             consecutive_failures: self.consecutive.load(Relaxed),
             retry_after,
+            probes_in_flight,
         }
     }
 

@@ -56,9 +56,11 @@ impl<S, F, Req> ResponseFuture<S, F, Req> {
         hedge: Option<(Duration, Req, S)>,
         shared: Arc<Shared>,
     ) -> Self {
-        let second = match hedge {
-            Some((delay, request, service)) => Second::Waiting {
-                sleep: tokio::time::sleep_until(started + delay),
+        // A delay too long to be reached is no hedge.
+        let second = match hedge.and_then(|(delay, r, s)| Some((started.checked_add(delay)?, r, s)))
+        {
+            Some((at, request, service)) => Second::Waiting {
+                sleep: tokio::time::sleep_until(at),
                 pending: Some((request, service)),
             },
             None => Second::Off,
