@@ -10,6 +10,9 @@
 //! breaker is open, callers get a 503 with `Retry-After`. A timeout is a
 //! 504; no endpoint available, a 503.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -119,6 +122,24 @@ impl Gateway {
         client: reqwest::Client,
         events: &Events,
     ) -> Result<Self, BoxError> {
+        Self::with_cache(users, orders, client, events, true)
+    }
+
+    /// As [`new`](Self::new), with or without the cache of reads.
+    pub(crate) fn with_cache(
+        users: &[String],
+        orders: &[String],
+        client: reqwest::Client,
+        events: &Events,
+        cache: bool,
+    ) -> Result<Self, BoxError> {
+        let config = |service: &str| {
+            let mut config = config(service);
+            if !cache {
+                config.cache = None;
+            }
+            config
+        };
         let endpoints = |urls: &[String]| -> Vec<(String, HttpClient)> {
             urls.iter()
                 .map(|url| (url.clone(), HttpClient::new(client.clone(), url.as_str())))
@@ -152,26 +173,91 @@ impl Gateway {
 
     /// The gateway's routes.
     pub(crate) fn router(self) -> Router {
-        Router::new()
-            .route("/users", axum::routing::any(to_users))
-            .route("/users/{*rest}", axum::routing::any(to_users))
-            .route("/orders", axum::routing::any(to_orders))
-            .route("/orders/{*rest}", axum::routing::any(to_orders))
-            .with_state(self)
+        routes(self.users, self.orders)
     }
 }
 
-async fn to_users(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
-    proxy(gateway.users, request).await
+/// The routes of the bare proxy: the same as the gateway's, to the same
+/// instances in turn, with no layer at all. What the load test compares
+/// the gateway with.
+pub(crate) fn bare_router(users: &[String], orders: &[String], client: reqwest::Client) -> Router {
+    let endpoints = |urls: &[String]| RoundRobin {
+        endpoints: urls
+            .iter()
+            .map(|url| HttpClient::new(client.clone(), url.as_str()))
+            .collect(),
+        next: Arc::default(),
+    };
+    routes(endpoints(users), endpoints(orders))
 }
 
-async fn to_orders(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
-    proxy(gateway.orders, request).await
+/// Each instance in turn.
+#[derive(Clone)]
+pub(crate) struct RoundRobin {
+    endpoints: Arc<[HttpClient]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Service<Request> for RoundRobin {
+    type Response = UpstreamResponse;
+    type Error = BoxError;
+    type Future = <HttpClient as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len().max(1);
+        match self.endpoints.get(n) {
+            Some(endpoint) => endpoint.clone().call(request),
+            None => Box::pin(async { Err(BoxError::from("no instance")) }),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Upstreams<U> {
+    users: U,
+    orders: U,
+}
+
+/// `/users…` to `users` and `/orders…` to `orders`.
+fn routes<U>(users: U, orders: U) -> Router
+where
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U::Future: Send,
+{
+    Router::new()
+        .route("/users", axum::routing::any(to_users::<U>))
+        .route("/users/{*rest}", axum::routing::any(to_users::<U>))
+        .route("/orders", axum::routing::any(to_orders::<U>))
+        .route("/orders/{*rest}", axum::routing::any(to_orders::<U>))
+        .with_state(Upstreams { users, orders })
+}
+
+async fn to_users<U>(State(upstreams): State<Upstreams<U>>, request: axum::extract::Request) -> Response
+where
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U::Future: Send,
+{
+    proxy(upstreams.users, request).await
+}
+
+async fn to_orders<U>(State(upstreams): State<Upstreams<U>>, request: axum::extract::Request) -> Response
+where
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U::Future: Send,
+{
+    proxy(upstreams.orders, request).await
 }
 
 /// Sends `request` through `upstream`, and turns its answer or error into
 /// a response.
-async fn proxy(mut upstream: Upstream, request: axum::extract::Request) -> Response {
+async fn proxy<U>(mut upstream: U, request: axum::extract::Request) -> Response
+where
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError>,
+{
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, 1 << 20).await {
         Ok(body) => body,

@@ -26,6 +26,7 @@ pub(crate) struct Instance {
     router: Router,
     faults: Arc<Faults>,
     server: Mutex<Option<JoinHandle<()>>>,
+    connections: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Instance {
@@ -46,6 +47,7 @@ impl Instance {
             router,
             faults,
             server: Mutex::new(None),
+            connections: Arc::default(),
         });
         instance.serve(listener);
         instance.obey_admin();
@@ -92,6 +94,11 @@ impl Instance {
         &self.faults
     }
 
+    /// Connections accepted so far.
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn is_up(&self) -> bool {
         self.lock().as_ref().is_some_and(|s| !s.is_finished())
     }
@@ -119,6 +126,7 @@ impl Instance {
 
     fn serve(&self, listener: TcpListener) {
         let router = self.router.clone();
+        let counter = self.connections.clone();
         let server = tokio::spawn(async move {
             // Dropped with the task when the instance is killed: every
             // connection task is aborted with it.
@@ -127,6 +135,7 @@ impl Instance {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let service = TowerToHyperService::new(router.clone());
                         connections.spawn(async move {
                             let _ = hyper::server::conn::http1::Builder::new()

@@ -1,5 +1,5 @@
 //! The order service: `POST /orders`, `GET /orders/{id}`,
-//! `GET /orders?user_id=7`.
+//! `GET /orders?user_id=7` (the user's latest 20).
 //!
 //! Creating an order checks that its user exists by calling the user
 //! service through a tower-bulwark stack: balanced over the user
@@ -49,39 +49,48 @@ pub(crate) struct ByUser {
     pub(crate) user_id: u64,
 }
 
-/// The orders of one or more instances.
+/// The orders of one or more instances, and each user's order ids.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OrderStore {
-    orders: Arc<RwLock<BTreeMap<u64, Order>>>,
+    orders: Arc<RwLock<Orders>>,
+}
+
+#[derive(Debug, Default)]
+struct Orders {
+    by_id: BTreeMap<u64, Order>,
+    by_user: BTreeMap<u64, Vec<u64>>,
 }
 
 impl OrderStore {
     fn get(&self, id: u64) -> Option<Order> {
-        self.read().get(&id).cloned()
+        self.read().by_id.get(&id).cloned()
     }
 
+    /// A user's latest orders, newest last.
     fn of_user(&self, user_id: u64) -> Vec<Order> {
-        self.read()
-            .values()
-            .filter(|o| o.user_id == user_id)
-            .cloned()
+        let orders = self.read();
+        let ids = orders.by_user.get(&user_id).map_or(&[][..], Vec::as_slice);
+        ids[ids.len().saturating_sub(20)..]
+            .iter()
+            .filter_map(|id| orders.by_id.get(id).cloned())
             .collect()
     }
 
     fn create(&self, new: NewOrder) -> Order {
         let mut orders = self.orders.write().unwrap_or_else(|p| p.into_inner());
-        let id = orders.keys().next_back().map_or(1, |last| last + 1);
+        let id = orders.by_id.keys().next_back().map_or(1, |last| last + 1);
         let order = Order {
             id,
             user_id: new.user_id,
             item: new.item,
             quantity: new.quantity,
         };
-        orders.insert(id, order.clone());
+        orders.by_id.insert(id, order.clone());
+        orders.by_user.entry(order.user_id).or_default().push(id);
         order
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Order>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Orders> {
         self.orders.read().unwrap_or_else(|p| p.into_inner())
     }
 }
