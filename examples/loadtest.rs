@@ -50,7 +50,11 @@ async fn main() -> Result<(), BoxError> {
     let modes = {
         let modes = args.list("modes");
         if modes.is_empty() {
-            vec!["bare".to_owned(), "stack".to_owned(), "stack+cache".to_owned()]
+            vec![
+                "bare".to_owned(),
+                "stack".to_owned(),
+                "stack+cache".to_owned(),
+            ]
         } else {
             modes
         }
@@ -86,7 +90,11 @@ async fn main() -> Result<(), BoxError> {
         let Some(bare) = bare_runs else {
             return String::new();
         };
-        let mut ratios: Vec<f64> = runs[i].iter().zip(bare).map(|(r, b)| of(r) / of(b)).collect();
+        let mut ratios: Vec<f64> = runs[i]
+            .iter()
+            .zip(bare)
+            .map(|(r, b)| of(r) / of(b))
+            .collect();
         ratios.sort_by(f64::total_cmp);
         format!("{:.1} %", ratios[ratios.len() / 2] * 100.0)
     };
@@ -99,7 +107,10 @@ async fn main() -> Result<(), BoxError> {
         let (rate_ratio, cpu_ratio) = if mode == "bare" {
             (String::new(), String::new())
         } else {
-            (ratios(i, &|f| f.rate), ratios(i, &|f| f.cpu_per_request.as_secs_f64()))
+            (
+                ratios(i, &|f| f.rate),
+                ratios(i, &|f| f.cpu_per_request.as_secs_f64()),
+            )
         };
         println!(
             "{:<12} {:>10.0} {:>9.2} {:>9.2?} {:>9.2?} {:>11} {:>13.1?} {:>11}",
@@ -136,7 +147,12 @@ fn cpu_time() -> Duration {
     // stime are the 12th and 13th, in clock ticks of 1/100 s.
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
@@ -147,20 +163,32 @@ async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, 
     let mut instances = Vec::new();
     for n in 1..=3 {
         let app = common::users::router(users_store.clone());
-        instances.push(Instance::start(format!("user-{n}"), 0, app, Arc::new(Faults::default())).await?);
+        instances
+            .push(Instance::start(format!("user-{n}"), 0, app, Arc::new(Faults::default())).await?);
     }
     let user_urls: Vec<String> = instances.iter().map(|i| i.url()).collect();
     let orders_store = OrderStore::default();
     for n in 1..=3 {
-        let users = common::orders::user_client(&format!("order-{n}/users"), &user_urls, client.clone(), &events)?;
+        let users = common::orders::user_client(
+            &format!("order-{n}/users"),
+            &user_urls,
+            client.clone(),
+            &events,
+        )?;
         let app = common::orders::router(orders_store.clone(), users);
-        instances.push(Instance::start(format!("order-{n}"), 0, app, Arc::new(Faults::default())).await?);
+        instances.push(
+            Instance::start(format!("order-{n}"), 0, app, Arc::new(Faults::default())).await?,
+        );
     }
     let order_urls: Vec<String> = instances[3..].iter().map(|i| i.url()).collect();
     let app = match mode {
         "bare" => bare_router(&user_urls, &order_urls, client.clone()),
-        "stack" => Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, false)?.router(),
-        "stack+cache" => Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, true)?.router(),
+        "stack" => {
+            Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, false)?.router()
+        }
+        "stack+cache" => {
+            Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, true)?.router()
+        }
         other => return Err(format!("unknown mode {other:?}: bare, stack or stack+cache").into()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -191,7 +219,12 @@ async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, 
 
 /// `clients` closed loops for `duration`: each request's latency, and
 /// whether it succeeded.
-async fn drive(client: &reqwest::Client, gateway: &str, clients: usize, duration: Duration) -> Vec<(Duration, bool)> {
+async fn drive(
+    client: &reqwest::Client,
+    gateway: &str,
+    clients: usize,
+    duration: Duration,
+) -> Vec<(Duration, bool)> {
     let deadline = Instant::now() + duration;
     let tasks: Vec<_> = (0..clients)
         .map(|c| {

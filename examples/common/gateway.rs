@@ -225,7 +225,11 @@ struct Upstreams<U> {
 /// `/users…` to `users` and `/orders…` to `orders`.
 fn routes<U>(users: U, orders: U) -> Router
 where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     U::Future: Send,
 {
     Router::new()
@@ -236,17 +240,31 @@ where
         .with_state(Upstreams { users, orders })
 }
 
-async fn to_users<U>(State(upstreams): State<Upstreams<U>>, request: axum::extract::Request) -> Response
+async fn to_users<U>(
+    State(upstreams): State<Upstreams<U>>,
+    request: axum::extract::Request,
+) -> Response
 where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     U::Future: Send,
 {
     proxy(upstreams.users, request).await
 }
 
-async fn to_orders<U>(State(upstreams): State<Upstreams<U>>, request: axum::extract::Request) -> Response
+async fn to_orders<U>(
+    State(upstreams): State<Upstreams<U>>,
+    request: axum::extract::Request,
+) -> Response
 where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     U::Future: Send,
 {
     proxy(upstreams.orders, request).await
