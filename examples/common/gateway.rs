@@ -216,12 +216,6 @@ impl Service<Request> for RoundRobin {
     }
 }
 
-#[derive(Clone)]
-struct Upstreams<U> {
-    users: U,
-    orders: U,
-}
-
 /// `/users…` to `users` and `/orders…` to `orders`.
 fn routes<U>(users: U, orders: U) -> Router
 where
@@ -232,18 +226,16 @@ where
         + 'static,
     U::Future: Send,
 {
-    Router::new()
-        .route("/users", axum::routing::any(to_users::<U>))
-        .route("/users/{*rest}", axum::routing::any(to_users::<U>))
-        .route("/orders", axum::routing::any(to_orders::<U>))
-        .route("/orders/{*rest}", axum::routing::any(to_orders::<U>))
-        .with_state(Upstreams { users, orders })
+    let to = |prefix: &str, upstream: U| {
+        Router::new()
+            .route(prefix, axum::routing::any(to::<U>))
+            .route(&format!("{prefix}/{{*rest}}"), axum::routing::any(to::<U>))
+            .with_state(upstream)
+    };
+    to("/users", users).merge(to("/orders", orders))
 }
 
-async fn to_users<U>(
-    State(upstreams): State<Upstreams<U>>,
-    request: axum::extract::Request,
-) -> Response
+async fn to<U>(State(upstream): State<U>, request: axum::extract::Request) -> Response
 where
     U: Service<Request, Response = UpstreamResponse, Error = BoxError>
         + Clone
@@ -252,22 +244,7 @@ where
         + 'static,
     U::Future: Send,
 {
-    proxy(upstreams.users, request).await
-}
-
-async fn to_orders<U>(
-    State(upstreams): State<Upstreams<U>>,
-    request: axum::extract::Request,
-) -> Response
-where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    U::Future: Send,
-{
-    proxy(upstreams.orders, request).await
+    proxy(upstream, request).await
 }
 
 /// Sends `request` through `upstream`, and turns its answer or error into
