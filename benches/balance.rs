@@ -39,6 +39,13 @@ fn picks(c: &mut Criterion) {
             bench(c, &format!("balance/{}/{endpoints}", strategy.name()), lb);
         }
     }
+    // A clone, as the layers above a balancer make per call (retries,
+    // hedges, a cache hit giving back its reservation).
+    let lb = LoadBalance::new(BalanceConfig::default(), (0..4).map(|i| (i, echo))).unwrap();
+    c.bench_function("balance/clone", |b| {
+        b.iter(|| std::hint::black_box(lb.clone()))
+    });
+
     // With outlier detection on, as by default.
     for strategy in [Strategy::P2cLeastPending, Strategy::peak_ewma()] {
         let lb = LoadBalance::new(

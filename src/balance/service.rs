@@ -68,6 +68,9 @@ pub(crate) struct Shared<K, S> {
     version: AtomicU64,
     cursor: AtomicUsize,
     clones: AtomicU64,
+    /// Where every clone's random sequence starts from: the configured
+    /// seed, or one drawn from the OS when the balancer is built.
+    seed: u64,
     discovery: Option<Discovery<K, S>>,
 }
 
@@ -198,7 +201,7 @@ where
                 wake,
             }
         });
-        let seed = settings.seed;
+        let seed = settings.seed.unwrap_or_else(|| rand::rng().random::<u64>());
         let shared = Arc::new(Shared {
             settings,
             telemetry,
@@ -206,6 +209,7 @@ where
             version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
             clones: AtomicU64::new(0),
+            seed,
             discovery,
         });
         LoadBalance {
@@ -293,12 +297,11 @@ pub struct EndpointState<K> {
 }
 
 impl<K, S> Shared<K, S> {
-    fn rng(seed: Option<u64>, clone: u64) -> SmallRng {
-        match seed {
-            // Each clone gets its own sequence, reproducible from the seed.
-            Some(seed) => SmallRng::seed_from_u64(seed ^ clone.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            None => SmallRng::from_rng(&mut rand::rng()),
-        }
+    /// Clone number `clone`'s own random sequence, from the balancer's
+    /// seed: no draw from the OS or the thread's generator per clone (the
+    /// layers above a balancer clone it on every call).
+    fn rng(seed: u64, clone: u64) -> SmallRng {
+        SmallRng::seed_from_u64(seed ^ clone.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 }
 
@@ -727,7 +730,7 @@ impl<K, S, C: Clone> Clone for LoadBalance<K, S, C> {
     fn clone(&self) -> Self {
         let clone = self.shared.clones.fetch_add(1, Relaxed) + 1;
         LoadBalance {
-            rng: Shared::<K, S>::rng(self.shared.settings.seed, clone),
+            rng: Shared::<K, S>::rng(self.shared.seed, clone),
             shared: self.shared.clone(),
             snapshot: self.snapshot.clone(),
             version: self.version,
