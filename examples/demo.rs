@@ -44,11 +44,10 @@ use tower_bulwark::event::{Event, Events};
 use tower_bulwark::retry::RetryEvent;
 
 use common::args::Args;
-use common::faults::{FaultSettings, Faults};
+use common::faults::FaultSettings;
+use common::fleet::{self, quantile};
 use common::gateway::{CACHE_HEADER, FALLBACK_HEADER, Gateway};
 use common::instance::Instance;
-use common::orders::OrderStore;
-use common::users::UserStore;
 
 /// How long a request may go without an answer before it counts as lost.
 const LOST_AFTER: Duration = Duration::from_secs(15);
@@ -73,29 +72,10 @@ async fn main() -> Result<(), BoxError> {
 
     // Three user instances sharing one store, three order instances each
     // checking users through its own stack, and the gateway.
-    let users_store = UserStore::seeded();
-    let mut users = Vec::new();
-    for n in 1..=3 {
-        let app = common::users::router(users_store.clone());
-        users
-            .push(Instance::start(format!("user-{n}"), 0, app, Arc::new(Faults::default())).await?);
-    }
-    let user_urls: Vec<String> = users.iter().map(|i| i.url()).collect();
-    let orders_store = OrderStore::default();
-    let mut orders = Vec::new();
-    for n in 1..=3 {
-        let user_client = common::orders::user_client(
-            &format!("order-{n}/users"),
-            &user_urls,
-            client.clone(),
-            &events,
-        )?;
-        let app = common::orders::router(orders_store.clone(), user_client);
-        orders.push(
-            Instance::start(format!("order-{n}"), 0, app, Arc::new(Faults::default())).await?,
-        );
-    }
-    let order_urls: Vec<String> = orders.iter().map(|i| i.url()).collect();
+    let users = fleet::users(3).await?;
+    let user_urls = fleet::urls(&users);
+    let orders = fleet::orders(3, &user_urls, &client, &events).await?;
+    let order_urls = fleet::urls(&orders);
     let gateway = Gateway::new(&user_urls, &order_urls, client.clone(), &events)?;
     let breakers = [
         ("users", gateway.users_breaker.clone()),
@@ -368,13 +348,6 @@ struct Summary {
     p99: Duration,
     p999: Duration,
     max: Duration,
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 impl Stats {

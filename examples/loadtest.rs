@@ -29,18 +29,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tower::BoxError;
 use tower_bulwark::event::Events;
 
 use common::args::Args;
-use common::faults::Faults;
+use common::fleet;
 use common::gateway::{Gateway, bare_router};
-use common::instance::Instance;
-use common::orders::OrderStore;
-use common::users::UserStore;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -159,28 +155,10 @@ fn cpu_time() -> Duration {
 async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, BoxError> {
     let client = common::client::reqwest_client()?;
     let events = Events::new();
-    let users_store = UserStore::seeded();
-    let mut instances = Vec::new();
-    for n in 1..=3 {
-        let app = common::users::router(users_store.clone());
-        instances
-            .push(Instance::start(format!("user-{n}"), 0, app, Arc::new(Faults::default())).await?);
-    }
-    let user_urls: Vec<String> = instances.iter().map(|i| i.url()).collect();
-    let orders_store = OrderStore::default();
-    for n in 1..=3 {
-        let users = common::orders::user_client(
-            &format!("order-{n}/users"),
-            &user_urls,
-            client.clone(),
-            &events,
-        )?;
-        let app = common::orders::router(orders_store.clone(), users);
-        instances.push(
-            Instance::start(format!("order-{n}"), 0, app, Arc::new(Faults::default())).await?,
-        );
-    }
-    let order_urls: Vec<String> = instances[3..].iter().map(|i| i.url()).collect();
+    let users = fleet::users(3).await?;
+    let user_urls = fleet::urls(&users);
+    let orders = fleet::orders(3, &user_urls, &client, &events).await?;
+    let order_urls = fleet::urls(&orders);
     let app = match mode {
         "bare" => bare_router(&user_urls, &order_urls, client.clone()),
         "stack" => {
@@ -200,14 +178,15 @@ async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, 
     let mut latencies = drive(&client, &gateway, clients, duration).await;
     let (elapsed, cpu) = (started.elapsed(), cpu_time().saturating_sub(cpu));
     server.abort();
-    let connections: u64 = instances.iter().map(|i| i.connections()).sum();
+    let connections: u64 = users.iter().chain(&orders).map(|i| i.connections()).sum();
     eprintln!("{mode}: {connections} connections opened to the instances");
-    drop(instances);
+    drop((users, orders));
 
     let answered = latencies.len();
     let ok = latencies.iter().filter(|(_, ok)| *ok).count();
     latencies.sort();
-    let quantile = |q: f64| latencies[((answered as f64 * q) as usize).min(answered - 1)].0;
+    let sorted: Vec<Duration> = latencies.iter().map(|(latency, _)| *latency).collect();
+    let quantile = |q: f64| fleet::quantile(&sorted, q);
     Ok(Figures {
         rate: answered as f64 / elapsed.as_secs_f64(),
         ok: ok as f64 / answered as f64,

@@ -29,9 +29,8 @@ use tower_bulwark::retry::{RetryConfig, RetryEvent};
 use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 
 use common::client::{HttpClient, Request, Response};
-use common::faults::{FaultSettings, Faults};
+use common::faults::FaultSettings;
 use common::instance::Instance;
-use common::users::UserStore;
 
 /// One scenario at a time: they measure latency and count calls.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -42,16 +41,7 @@ const WORKERS: usize = 8;
 
 /// Three user service instances sharing one store.
 async fn fleet() -> Vec<Arc<Instance>> {
-    let store = UserStore::seeded();
-    let mut instances = Vec::new();
-    for n in 1..=3 {
-        let app = common::users::router(store.clone());
-        let instance = Instance::start(format!("user-{n}"), 0, app, Arc::new(Faults::default()))
-            .await
-            .unwrap();
-        instances.push(instance);
-    }
-    instances
+    common::fleet::users(3).await.unwrap()
 }
 
 /// Calls that left the client for the instances, retries and probes
@@ -289,7 +279,7 @@ fn count(records: &[Record], answers: &[Answer]) -> usize {
 fn p99(records: &[Record]) -> Duration {
     let mut latencies: Vec<Duration> = records.iter().map(|r| r.latency).collect();
     latencies.sort();
-    latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)]
+    common::fleet::quantile(&latencies, 0.99)
 }
 
 fn summary(records: &[Record]) -> HashMap<String, usize> {

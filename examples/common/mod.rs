@@ -8,6 +8,7 @@
 pub(crate) mod args;
 pub(crate) mod client;
 pub(crate) mod faults;
+pub(crate) mod fleet;
 pub(crate) mod gateway;
 pub(crate) mod instance;
 pub(crate) mod orders;
