@@ -216,16 +216,28 @@ impl Service<Request> for RoundRobin {
     }
 }
 
-/// `/users…` to `users` and `/orders…` to `orders`.
-fn routes<U>(users: U, orders: U) -> Router
-where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
+/// A service the gateway's routes send requests to: the stack, or the bare
+/// proxy's round robin.
+pub(crate) trait Proxied:
+    Service<Request, Response = UpstreamResponse, Error = BoxError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<U> Proxied for U where
+    U: Service<Request, Response = UpstreamResponse, Error = BoxError, Future: Send>
         + Clone
         + Send
         + Sync
-        + 'static,
-    U::Future: Send,
+        + 'static
 {
+}
+
+/// `/users…` to `users` and `/orders…` to `orders`.
+fn routes<U: Proxied>(users: U, orders: U) -> Router {
     let to = |prefix: &str, upstream: U| {
         Router::new()
             .route(prefix, axum::routing::any(to::<U>))
@@ -235,15 +247,7 @@ where
     to("/users", users).merge(to("/orders", orders))
 }
 
-async fn to<U>(State(upstream): State<U>, request: axum::extract::Request) -> Response
-where
-    U: Service<Request, Response = UpstreamResponse, Error = BoxError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    U::Future: Send,
-{
+async fn to<U: Proxied>(State(upstream): State<U>, request: axum::extract::Request) -> Response {
     proxy(upstream, request).await
 }
 
