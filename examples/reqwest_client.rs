@@ -1,85 +1,57 @@
-//! A `reqwest::Client` behind tower-bulwark layers.
+//! A `reqwest::Client` behind the whole stack, unchanged.
 //!
-//! `reqwest::Client` is a `tower::Service<reqwest::Request>`, so the layers
-//! stack on it directly. This example starts a flaky HTTP server on
-//! 127.0.0.1 (every third request answers 503) and calls it through
+//! `reqwest::Client` is a `tower::Service<reqwest::Request>`, so
+//! `ResilienceLayer` wraps it as it is. `reqwest()` gives the stack what an
+//! HTTP client wants: 429 and 5xx responses are failures for every layer
+//! (so a 503 is retried), only requests safe to repeat are copied for a
+//! retry (a `POST` without an `Idempotency-Key` is sent once), and a
+//! `Retry-After` sets the wait.
+//!
+//! Against a server on 127.0.0.1 that answers 503 to every other request:
+//! every `GET` ends in 200, and the `POST` reaches the server once.
 //!
 //! ```text
-//! Metrics → Retry (budget) → CircuitBreaker → Timeout (1 s) → reqwest::Client
-//! ```
-//!
-//! with one classifier for all of them: an error or a 5xx is a failure. The
-//! 503s are retried, so every call succeeds. Run with:
-//!
-//! ```text
-//! cargo run --example reqwest_client
+//! cargo run --example reqwest_client --features reqwest
 //! ```
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+mod flaky;
 
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
-use tower_bulwark::classify::Outcome;
-use tower_bulwark::metrics::MetricsLayer;
-use tower_bulwark::retry::{RetryConfig, RetryLayer};
-use tower_bulwark::timeout::TimeoutLayer;
-
-/// An error or a 5xx response is a failure, for every layer.
-fn classify<E>(result: &Result<reqwest::Response, E>) -> Outcome {
-    match result {
-        Ok(response) if response.status().is_server_error() => Outcome::Failure,
-        Ok(_) => Outcome::Success,
-        Err(_) => Outcome::Failure,
-    }
-}
+use tower::{BoxError, Layer, Service, ServiceExt};
+use tower_bulwark::retry::RetryConfig;
+use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
-    // A flaky server: every third request gets a 503.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/greeting", listener.local_addr()?);
-    let count = Arc::new(AtomicU32::new(0));
-    let app = axum::Router::new().route(
-        "/greeting",
-        axum::routing::get(move || {
-            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-            async move {
-                if n % 3 == 0 {
-                    (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "busy".to_string(),
-                    )
-                } else {
-                    (axum::http::StatusCode::OK, format!("hello #{n}"))
-                }
-            }
-        }),
-    );
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = flaky::spawn().await?;
 
-    let mut client = ServiceBuilder::new()
-        .layer(MetricsLayer::new("greeter").classify(classify::<BoxError>))
-        .layer(
-            RetryLayer::new(RetryConfig::default().service("greeter").max_attempts(3))?
-                .classify(classify::<BoxError>)
-                // A request with a streaming body cannot be copied: it is
-                // then sent once, never retried.
-                .clone_requests_with(|request: &reqwest::Request| request.try_clone()),
-        )
-        .layer(
-            CircuitBreakerLayer::new(CircuitBreakerConfig::default().service("greeter"))?
-                .classify(classify::<BoxError>),
-        )
-        .layer(TimeoutLayer::new(Duration::from_secs(1))?)
-        .service(reqwest::Client::new());
+    let layer = ResilienceLayer::builder(
+        ResilienceConfig::default()
+            .service("greeter")
+            .retry(RetryConfig::default()),
+    )
+    .reqwest()
+    .build()?;
+    let mut client = layer.layer(reqwest::Client::new());
 
-    for _ in 0..6 {
-        let request = reqwest::Request::new(reqwest::Method::GET, url.parse()?);
-        let response = client.ready().await?.call(request).await?;
-        println!("{} {}", response.status(), response.text().await?);
+    for _ in 0..4 {
+        let get = reqwest::Client::new()
+            .get(format!("{}/greeting", server.url))
+            .build()?;
+        let response = client.ready().await?.call(get).await?;
+        println!("GET  /greeting -> {}", response.status());
+        assert_eq!(response.status(), 200, "the 503 was retried");
     }
-    server.abort();
+
+    let order = reqwest::Client::new()
+        .post(format!("{}/orders", server.url))
+        .body(r#"{"item":"book"}"#)
+        .build()?;
+    let response = client.ready().await?.call(order).await?;
+    println!(
+        "POST /orders   -> {} (not retried: not safe to repeat)",
+        response.status()
+    );
+    assert_eq!(server.orders(), 1, "the POST reached the server once");
+    println!("{} GETs reached the server for 4 calls", server.greetings());
     Ok(())
 }

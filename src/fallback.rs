@@ -130,11 +130,21 @@ pub trait DeferredFallback<Req, Res>: Fallback<Req, Res> + Sized {
     /// [`NoFallback`], nothing, so no clone is made and `Req` need not be
     /// `Clone`.
     fn keep(&self, req: &Req) -> Option<(Self, Req)>;
+
+    /// A fallback for `req` itself, which will not be sent on: for
+    /// [`WithFallback`], a clone of the fallback service; for
+    /// [`NoFallback`], nothing (the request is dropped).
+    fn take(&self, req: Req) -> Option<(Self, Req)>;
 }
 
 impl<Req, Res> DeferredFallback<Req, Res> for NoFallback {
     #[inline]
     fn keep(&self, _req: &Req) -> Option<(Self, Req)> {
+        None
+    }
+
+    #[inline]
+    fn take(&self, _req: Req) -> Option<(Self, Req)> {
         None
     }
 }
@@ -148,6 +158,11 @@ where
     #[inline]
     fn keep(&self, req: &Req) -> Option<(Self, Req)> {
         Some((self.clone(), req.clone()))
+    }
+
+    #[inline]
+    fn take(&self, req: Req) -> Option<(Self, Req)> {
+        Some((self.clone(), req))
     }
 }
 

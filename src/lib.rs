@@ -155,9 +155,12 @@ pub mod classify;
 mod config;
 #[cfg(feature = "serde")]
 mod de;
+pub mod error;
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "hedge")]
 pub mod hedge;
 #[cfg(feature = "metrics")]

@@ -116,7 +116,7 @@ async fn failures_are_never_stored() {
     // A response the classifier calls a failure is passed on, not stored.
     let backend = Backend::default();
     let mut svc = layer()
-        .classify(|r: &Result<String, BoxError>| match r {
+        .classify(|r: Result<&String, &BoxError>| match r {
             Ok(body) if body == "v1" => Outcome::Failure,
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,

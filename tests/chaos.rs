@@ -141,7 +141,6 @@ fn stack(
     let builder = ResilienceLayer::builder(config)
         .http()
         .cache_key(user_key)
-        .clone_requests_with(common::orders::idempotent_copy)
         .events(&log.hub());
     let builder = if degraded {
         builder.fallback(service_fn(|_: Request| async {

@@ -443,7 +443,7 @@ async fn jitter_only_shortens_the_open_period() {
 async fn ignored_outcomes_are_not_counted_and_do_not_break_a_streak() {
     let layer = CircuitBreakerLayer::new(config().consecutive_failures(2).minimum_calls(10))
         .unwrap()
-        .classify(|result: &Result<&'static str, BoxError>| match result {
+        .classify(|result: Result<&&'static str, &BoxError>| match result {
             Err(e) if e.to_string() == "not found" => Outcome::Ignored,
             Err(_) => Outcome::Failure,
             Ok(_) => Outcome::Success,

@@ -225,13 +225,13 @@ fn run(cfg: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
         if let Some(k) = cfg.consecutive {
             breaker = breaker.consecutive_failures(k as u32);
         }
-        let layer = CircuitBreakerLayer::new(breaker)
-            .unwrap()
-            .classify(|r: &Reply| match r {
+        let layer = CircuitBreakerLayer::new(breaker).unwrap().classify(
+            |r: Result<&(), &BoxError>| match r {
                 Ok(()) => Outcome::Success,
                 Err(e) if e.to_string() == "ignored" => Outcome::Ignored,
                 Err(_) => Outcome::Failure,
-            });
+            },
+        );
         let handle = layer.handle();
         let inner_calls = Arc::new(AtomicU64::new(0));
         let counter = inner_calls.clone();

@@ -66,7 +66,7 @@ async fn successes_and_ignored_outcomes_are_not_retried() {
     let calls = Arc::default();
     let mut svc = RetryLayer::new(RetryConfig::default())
         .unwrap()
-        .classify(|_: &Result<u32, BoxError>| Outcome::Ignored)
+        .classify(|_: Result<&u32, &BoxError>| Outcome::Ignored)
         .layer(failing_first(10, Arc::clone(&calls)));
     svc.ready().await.unwrap().call(1).await.unwrap_err();
     assert_eq!(calls.lock().unwrap().len(), 1);

@@ -22,19 +22,17 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tower::{BoxError, Service, ServiceExt, service_fn};
-use tower_bulwark::balance::error::NoEndpointAvailable;
 use tower_bulwark::balance::{BalanceConfig, OutlierDetection};
 use tower_bulwark::cache::{CacheConfig, CacheStatus};
 use tower_bulwark::circuit_breaker::{
-    CircuitBreakerConfig, CircuitBreakerHandle, OpenDuration, SlidingWindow, error::CircuitOpen,
+    CircuitBreakerConfig, CircuitBreakerHandle, OpenDuration, SlidingWindow,
 };
 use tower_bulwark::event::Events;
 use tower_bulwark::retry::RetryConfig;
 use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
-use tower_bulwark::timeout::error::Elapsed;
 
 use super::client::{HttpClient, Request, Response as UpstreamResponse};
-use super::orders::{UserClient, idempotent_copy, read_key};
+use super::orders::{UserClient, read_key};
 
 /// The header that says a response is a fallback's.
 pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
@@ -148,14 +146,12 @@ impl Gateway {
         let users_layer = ResilienceLayer::builder(config("users"))
             .http()
             .cache_key(read_key)
-            .clone_requests_with(idempotent_copy)
             .fallback(service_fn(users_fallback))
             .events(events)
             .build()?;
         let orders_layer = ResilienceLayer::builder(config("orders"))
             .http()
             .cache_key(read_key)
-            .clone_requests_with(idempotent_copy)
             .events(events)
             .build()?;
         let breaker = |layer: &ResilienceLayer<_, _, _, _, _>| {
@@ -296,31 +292,10 @@ where
     }
 }
 
-/// `CircuitOpen` is a 503 with `Retry-After`, `Elapsed` a 504, no endpoint
-/// a 503, anything else a 502.
+/// The crate's errors as the crate maps them (`CircuitOpen`: 503 with
+/// `Retry-After`; `Elapsed`: 504; no endpoint: 503); anything else a 502
+/// that names no upstream address.
 pub(crate) fn error_response(error: &BoxError) -> Response {
-    if let Some(open) = error.downcast_ref::<CircuitOpen>() {
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, "circuit open").into_response();
-        retry_after(&mut response, open);
-        response
-    } else if error.is::<Elapsed>() {
-        (StatusCode::GATEWAY_TIMEOUT, "upstream timed out").into_response()
-    } else if error.is::<NoEndpointAvailable>() {
-        (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response()
-    } else {
-        (StatusCode::BAD_GATEWAY, error.to_string()).into_response()
-    }
-}
-
-/// Sets `Retry-After` (whole seconds, rounded up) from `open`.
-pub(crate) fn retry_after(response: &mut Response, open: &CircuitOpen) {
-    let seconds = open
-        .retry_after()
-        .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-        .max(1);
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, value);
-    }
+    tower_bulwark::error::http_response::<Body>(&**error)
+        .unwrap_or_else(|| (StatusCode::BAD_GATEWAY, "bad gateway").into_response())
 }

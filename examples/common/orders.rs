@@ -16,11 +16,10 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tower::{BoxError, Service, ServiceExt};
-use tower_bulwark::cache::HttpExtension;
-use tower_bulwark::circuit_breaker::error::CircuitOpen;
 use tower_bulwark::classify::HttpClassifier;
+use tower_bulwark::error::ErrorKind;
 use tower_bulwark::event::Events;
-use tower_bulwark::stack::{BalancedService, ResilienceLayer};
+use tower_bulwark::stack::{BalancedService, Http, ResilienceLayer};
 
 use super::client::{HttpClient, Request};
 
@@ -97,21 +96,11 @@ impl OrderStore {
 
 /// The user service as the order service sees it.
 pub(crate) type UserClient =
-    BalancedService<String, HttpClient, Request, String, HttpClassifier, HttpExtension>;
+    BalancedService<String, HttpClient, Request, HttpClassifier, String, Http>;
 
 /// The cache key of a read: its path and query; writes are not cached.
 pub(crate) fn read_key(request: &Request) -> Option<String> {
     (request.method() == http::Method::GET).then(|| request.uri().to_string())
-}
-
-/// A copy of an idempotent request for a retry; other requests are sent
-/// once.
-pub(crate) fn idempotent_copy(request: &Request) -> Option<Request> {
-    if request.method().is_idempotent() {
-        tower_bulwark::request::clone_http_request(request)
-    } else {
-        None
-    }
 }
 
 /// A stack over the user instances at `urls`, named `service` in metrics
@@ -127,7 +116,6 @@ pub(crate) fn user_client(
     let layer = ResilienceLayer::builder(config)
         .http()
         .cache_key(read_key)
-        .clone_requests_with(idempotent_copy)
         .events(events)
         .build()?;
     let endpoints = urls
@@ -199,8 +187,10 @@ async fn create(State(mut state): State<OrderState>, Json(new): Json<NewOrder>) 
                 format!("cannot check the user: {error}"),
             )
                 .into_response();
-            if let Some(open) = error.downcast_ref::<CircuitOpen>() {
-                super::gateway::retry_after(&mut response, open);
+            if let Some(secs) = ErrorKind::of(&*error).and_then(|k| k.retry_after_secs()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, secs.into());
             }
             response
         }

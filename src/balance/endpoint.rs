@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::telemetry::Telemetry;
 use crate::circuit_breaker::state::{Breaker, Permit, Standing};
-use crate::classify::Outcome;
+use crate::classify::{Outcome, Record, cut_off};
 use crate::telemetry::Counter;
 
 /// An endpoint as every clone of a balancer sees it: the service to clone
@@ -298,7 +298,7 @@ impl<K, S> Ticket<K, S> {
 
     /// The call completed with `outcome`.
     #[inline]
-    pub(crate) fn complete(&mut self, outcome: Outcome) {
+    fn complete(&mut self, outcome: Outcome) {
         if std::mem::take(&mut self.in_flight) {
             if self.counts_pending {
                 self.endpoint.pending.fetch_sub(1, Relaxed);
@@ -319,8 +319,35 @@ impl<K, S> Ticket<K, S> {
     }
 }
 
+impl<K, S> Record for Ticket<K, S>
+where
+    K: Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
+    #[inline]
+    fn record(&mut self, outcome: Outcome) {
+        self.complete(outcome);
+    }
+
+    fn defer(&mut self) -> Self {
+        Ticket {
+            endpoint: self.endpoint.clone(),
+            permit: self.permit.take(),
+            counts_pending: self.counts_pending,
+            in_flight: std::mem::take(&mut self.in_flight),
+            sent_at: self.sent_at,
+        }
+    }
+}
+
 impl<K, S> Drop for Ticket<K, S> {
     fn drop(&mut self) {
+        if self.in_flight && cut_off::active() {
+            // Cut off by the crate's own deadline: the endpoint hung, and
+            // outlier detection and the estimate learn it as a failure.
+            self.complete(Outcome::Failure);
+            return;
+        }
         if self.in_flight && self.counts_pending {
             self.endpoint.pending.fetch_sub(1, Relaxed);
         }

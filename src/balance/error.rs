@@ -32,6 +32,15 @@ impl NoEndpointAvailable {
         }
     }
 
+    /// The same error for another caller (one that shared the call): the
+    /// same figures, and the source's message.
+    pub(crate) fn reissue(&self) -> Self {
+        NoEndpointAvailable {
+            source: self.source.as_ref().map(|e| e.to_string().into()),
+            ..*self
+        }
+    }
+
     /// Endpoints in the set when the request came.
     pub fn endpoints(&self) -> usize {
         self.endpoints

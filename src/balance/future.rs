@@ -15,9 +15,11 @@ pin_project! {
     /// Response future of [`LoadBalance`](super::LoadBalance).
     ///
     /// When the endpoint answers, the answer is classified for outlier
-    /// detection and the endpoint's load figures are updated. Dropped
-    /// before that, the request leaves the endpoint's pending count and
-    /// counts as ignored.
+    /// detection and the endpoint's load figures are updated (for an
+    /// outcome known only at the end of the response's body, see
+    /// [`Classify::at_end`], when the body ends). Dropped before that, the
+    /// request leaves the endpoint's pending count and counts as nothing,
+    /// unless the crate's own timeout cut it off: a failure.
     pub struct ResponseFuture<F, K, S, C> {
         #[pin]
         state: State<F, K, S, C>,
@@ -63,6 +65,8 @@ where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
     C: Classify<T, E>,
+    K: Send + Sync + 'static,
+    S: Send + Sync + 'static,
 {
     type Output = Result<T, BoxError>;
 
@@ -74,8 +78,8 @@ where
                 ticket,
                 classifier,
             } => {
-                let result = ready!(future.poll(cx));
-                ticket.complete(classifier.classify(&result));
+                let mut result = ready!(future.poll(cx));
+                crate::classify::record(&*classifier, &mut result, ticket);
                 Poll::Ready(result.map_err(Into::into))
             }
             StateProj::Unavailable { error } => Poll::Ready(Err(match error.take() {

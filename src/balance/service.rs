@@ -668,8 +668,8 @@ where
 
 impl<K, S, C, Req> Service<Req> for LoadBalance<K, S, C>
 where
-    K: Eq + fmt::Display,
-    S: Service<Req> + Clone,
+    K: Eq + fmt::Display + Send + Sync + 'static,
+    S: Service<Req> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
 {

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
 use tower_service::Service;
 
-use super::error::SharedError;
+use super::error::{SharedError, share};
 use super::store::{Flight, Published, Store};
 use super::{CacheStatus, MarkStatus};
 use crate::classify::{Classify, Outcome};
@@ -175,7 +175,7 @@ where
     S: Service<Req, Response = T, Error = E, Future = F>,
     F: Future<Output = Result<T, E>>,
     T: Clone + Send + Sync + 'static,
-    E: From<SharedError<E>>,
+    E: From<SharedError<E>> + 'static,
     K: Hash + Eq + Clone + Send + Sync + 'static,
     C: Classify<T, E>,
     M: MarkStatus<T>,
@@ -205,7 +205,7 @@ where
                     classifier,
                 } => {
                     let result = ready!(future.poll(cx));
-                    let outcome = classifier.classify(&result);
+                    let outcome = classifier.classify(result.as_ref());
                     let store = guard.store.clone();
                     if outcome == Outcome::Success {
                         if let Ok(response) = &result {
@@ -234,7 +234,7 @@ where
                                 value: Err(shared.clone()),
                                 outcome,
                             });
-                            Err(E::from(SharedError(shared)))
+                            Err(share(&shared))
                         }
                     };
                     let (value, status) = match (stale, value) {
@@ -259,10 +259,9 @@ where
                             let stale = stale.take().filter(|_| *outcome == Outcome::Failure);
                             let (value, status) = match stale {
                                 Some(stale) => (Ok(stale), CacheStatus::Stale),
-                                None => (
-                                    value.clone().map_err(|e| E::from(SharedError(e))),
-                                    CacheStatus::Coalesced,
-                                ),
+                                None => {
+                                    (value.clone().map_err(|e| share(&e)), CacheStatus::Coalesced)
+                                }
                             };
                             store.count(status);
                             return Poll::Ready(

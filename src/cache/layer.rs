@@ -38,6 +38,13 @@ where
     ///
     /// The first invalid field of `config`, as a [`ConfigError`].
     pub fn new(config: CacheConfig, key: F) -> Result<Self, ConfigError> {
+        Self::with_key(config, key)
+    }
+}
+
+impl<Req, K, F> CacheLayer<Req, K, F> {
+    /// A layer caching by `key`, a [`CacheKey`](super::CacheKey) of any kind.
+    pub(crate) fn with_key(config: CacheConfig, key: F) -> Result<Self, ConfigError> {
         Ok(CacheLayer {
             settings: config.validate()?,
             key,

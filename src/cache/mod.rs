@@ -96,6 +96,23 @@ pub use self::layer::{CacheLayer, Unweighted, Weigher};
 pub(crate) use self::store::Store;
 use crate::classify::{Classify, DefaultClassifier};
 
+/// The cache key of a request: a closure `Fn(&Req) -> Option<K>` (`None`:
+/// the request is not cached), or a type of your own.
+pub trait CacheKey<Req, K> {
+    /// The key of `req`, or `None` if it is not to be cached.
+    fn key(&self, req: &Req) -> Option<K>;
+}
+
+impl<F, Req, K> CacheKey<Req, K> for F
+where
+    F: Fn(&Req) -> Option<K>,
+{
+    #[inline]
+    fn key(&self, req: &Req) -> Option<K> {
+        self(req)
+    }
+}
+
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -309,7 +326,7 @@ where
     T: Clone + Send + Sync + 'static,
     E: From<SharedError<E>> + Send + Sync + 'static,
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    F: Fn(&Req) -> Option<K>,
+    F: CacheKey<Req, K>,
     C: Classify<T, E> + Clone,
     M: MarkStatus<T> + Clone,
 {
@@ -324,7 +341,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let marker = self.marker.clone();
-        let Some(key) = (self.key)(&req) else {
+        let Some(key) = self.key.key(&req) else {
             return ResponseFuture::bypass(self.inner.call(req), marker);
         };
         let (fresh, stale) = self.store.lookup(&key);

@@ -4,21 +4,22 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use pin_project_lite::pin_project;
-use tokio::time::Instant;
-
-use super::service::Reservation;
+use super::service::Call;
 use crate::BoxError;
 use crate::classify::Classify;
+use pin_project_lite::pin_project;
 
 pin_project! {
     /// Response future of [`CircuitBreaker`](super::CircuitBreaker).
     ///
     /// For a call that went through, it classifies the result and records it
-    /// when the inner future completes. Dropped before that, the call counts
-    /// as [`Ignored`](crate::classify::Outcome::Ignored) and a half-open
-    /// probe slot it held is freed. For a rejected call it is the fallback's
-    /// future, or an immediate [`CircuitOpen`](super::error::CircuitOpen).
+    /// when the inner future completes (or, for an outcome known only at the
+    /// end of the response's body, when the body ends: see
+    /// [`Classify::at_end`]). Dropped before that, the call counts as
+    /// nothing and a half-open probe slot it held is freed, unless the
+    /// crate's own timeout cut it off, which is a failure. For a rejected
+    /// call it is the fallback's future, or an immediate
+    /// [`CircuitOpen`](super::error::CircuitOpen).
     pub struct ResponseFuture<Fut, C, FbFut> {
         #[pin]
         kind: Kind<Fut, C, FbFut>,
@@ -32,8 +33,7 @@ pin_project! {
             #[pin]
             future: Fut,
             classifier: C,
-            reservation: Reservation,
-            start: Option<Instant>,
+            call: Call,
         },
         Rejected {
             #[pin]
@@ -43,18 +43,12 @@ pin_project! {
 }
 
 impl<Fut, C, FbFut> ResponseFuture<Fut, C, FbFut> {
-    pub(super) fn called(
-        future: Fut,
-        classifier: C,
-        reservation: Reservation,
-        start: Option<Instant>,
-    ) -> Self {
+    pub(super) fn called(future: Fut, classifier: C, call: Call) -> Self {
         ResponseFuture {
             kind: Kind::Called {
                 future,
                 classifier,
-                reservation,
-                start,
+                call,
             },
         }
     }
@@ -81,11 +75,10 @@ where
             KindProj::Called {
                 future,
                 classifier,
-                reservation,
-                start,
+                call,
             } => {
-                let result = ready!(future.poll(cx));
-                reservation.complete(classifier.classify(&result), *start);
+                let mut result = ready!(future.poll(cx));
+                crate::classify::record(&*classifier, &mut result, call);
                 Poll::Ready(result.map_err(Into::into))
             }
             KindProj::Rejected { future } => future.poll(cx),

@@ -9,7 +9,7 @@ use super::future::ResponseFuture;
 use super::state::{Breaker, Permit};
 use super::{CircuitBreakerConfig, CircuitBreakerHandle};
 use crate::BoxError;
-use crate::classify::{Classify, DefaultClassifier, Outcome};
+use crate::classify::{Classify, DefaultClassifier, Outcome, Record, cut_off};
 use crate::config::ConfigError;
 use crate::fallback::{Fallback, NoFallback};
 
@@ -135,8 +135,7 @@ where
                 ResponseFuture::called(
                     self.inner.call(req),
                     self.classifier.clone(),
-                    reservation,
-                    start,
+                    Call { reservation, start },
                 )
             }
         }
@@ -168,7 +167,7 @@ impl Reservation {
 
     /// Records the outcome of the call this reservation let through.
     #[inline]
-    pub(crate) fn complete(&mut self, outcome: Outcome, start: Option<Instant>) {
+    fn complete(&mut self, outcome: Outcome, start: Option<Instant>) {
         if let Some(permit) = self.permit.take() {
             let now = self.breaker.needs_clock().then(Instant::now);
             let elapsed = start
@@ -182,5 +181,41 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.give_back();
+    }
+}
+
+/// A call the breaker let through, until its outcome is recorded.
+///
+/// Dropped before that, it gives its permit back and counts nothing (the
+/// caller gave up), unless the crate's own timeout cut the call off: that
+/// is a failure.
+#[derive(Debug)]
+pub(crate) struct Call {
+    reservation: Reservation,
+    start: Option<Instant>,
+}
+
+impl Record for Call {
+    #[inline]
+    fn record(&mut self, outcome: Outcome) {
+        self.reservation.complete(outcome, self.start);
+    }
+
+    fn defer(&mut self) -> Self {
+        Call {
+            reservation: Reservation {
+                breaker: self.reservation.breaker.clone(),
+                permit: self.reservation.permit.take(),
+            },
+            start: self.start,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.reservation.permit.is_some() && cut_off::active() {
+            self.record(Outcome::Failure);
+        }
     }
 }

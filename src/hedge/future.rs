@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
@@ -11,25 +11,41 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::Shared;
+use crate::classify::{Classify, Outcome};
 
 pin_project! {
     /// Response future of [`Hedge`](super::Hedge): the first attempt, and
-    /// the hedge if it is sent. Whichever answers first wins; the other is
-    /// dropped with this future.
-    pub struct ResponseFuture<S, F, Req> {
+    /// the hedge if it is sent. The first success wins; a failure wins only
+    /// once every attempt sent has failed (the last one's is returned). The
+    /// attempt that does not win is dropped with this future.
+    pub struct ResponseFuture<S, F, Req, R, C, T, E> {
         #[pin]
-        first: F,
+        first: First<F, T, E>,
         started: Instant,
         #[pin]
         second: Second<S, F, Req>,
-        shared: Arc<Shared>,
+        shared: Arc<Shared<R, C>>,
+    }
+}
+
+pin_project! {
+    #[project = FirstProj]
+    enum First<F, T, E> {
+        Running {
+            #[pin]
+            future: F,
+        },
+        // Failed while the hedge may still succeed: its answer is kept.
+        Failed {
+            result: Option<Result<T, E>>,
+        },
     }
 }
 
 pin_project! {
     #[project = SecondProj]
     enum Second<S, F, Req> {
-        // No hedge for this call.
+        // No hedge for this call (or no more).
         Off,
         // Waiting for the first attempt to be slow.
         Waiting {
@@ -49,12 +65,12 @@ pin_project! {
     }
 }
 
-impl<S, F, Req> ResponseFuture<S, F, Req> {
+impl<S, F, Req, R, C, T, E> ResponseFuture<S, F, Req, R, C, T, E> {
     pub(super) fn new(
         first: F,
         started: Instant,
         hedge: Option<(Duration, Req, S)>,
-        shared: Arc<Shared>,
+        shared: Arc<Shared<R, C>>,
     ) -> Self {
         // A delay too long to be reached is no hedge.
         let second = match hedge.and_then(|(delay, r, s)| Some((started.checked_add(delay)?, r, s)))
@@ -66,7 +82,7 @@ impl<S, F, Req> ResponseFuture<S, F, Req> {
             None => Second::Off,
         };
         ResponseFuture {
-            first,
+            first: First::Running { future: first },
             started,
             second,
             shared,
@@ -74,28 +90,49 @@ impl<S, F, Req> ResponseFuture<S, F, Req> {
     }
 }
 
-impl<S, F, Req, T, E> Future for ResponseFuture<S, F, Req>
+impl<S, F, Req, R, C, T, E> Future for ResponseFuture<S, F, Req, R, C, T, E>
 where
     S: Service<Req, Response = T, Error = E, Future = F>,
     F: Future<Output = Result<T, E>>,
+    C: Classify<T, E>,
 {
     type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(result) = this.first.poll(cx) {
-            this.shared.histogram.record(this.started.elapsed());
-            return Poll::Ready(result);
+        let shared = &**this.shared;
+        if let FirstProj::Running { future } = this.first.as_mut().project() {
+            if let Poll::Ready(result) = future.poll(cx) {
+                shared.core.histogram.record(this.started.elapsed());
+                let sent = matches!(
+                    &*this.second,
+                    Second::Readying { .. } | Second::Running { .. }
+                );
+                if !sent || shared.classifier.classify(result.as_ref()) != Outcome::Failure {
+                    return Poll::Ready(result);
+                }
+                // The hedge may still succeed.
+                this.first.set(First::Failed {
+                    result: Some(result),
+                });
+            }
         }
+        let first_failed = |first: Pin<&mut First<F, T, E>>| match first.project() {
+            FirstProj::Failed { result } => result.take(),
+            FirstProj::Running { .. } => None,
+        };
         loop {
             match this.second.as_mut().project() {
-                SecondProj::Off => return Poll::Pending,
+                SecondProj::Off => {
+                    return match first_failed(this.first.as_mut()) {
+                        Some(result) => Poll::Ready(result),
+                        None => Poll::Pending,
+                    };
+                }
                 SecondProj::Waiting { sleep, pending } => {
-                    if sleep.poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                    ready!(sleep.poll(cx));
                     let pending = pending.take();
-                    if this.shared.budget.try_withdraw(Instant::now()) {
+                    if shared.core.budget.try_withdraw(Instant::now()) {
                         this.second.set(Second::Readying { pending });
                     } else {
                         this.second.set(Second::Off);
@@ -106,13 +143,12 @@ where
                         this.second.set(Second::Off);
                         continue;
                     };
-                    match service.poll_ready(cx) {
-                        Poll::Pending => return Poll::Pending,
+                    match ready!(service.poll_ready(cx)) {
                         // A hedge is a bonus: one that cannot be sent is not.
-                        Poll::Ready(Err(_)) => this.second.set(Second::Off),
-                        Poll::Ready(Ok(())) => {
+                        Err(_) => this.second.set(Second::Off),
+                        Ok(()) => {
                             if let Some((request, mut service)) = pending.take() {
-                                this.shared.sent.increment(1);
+                                shared.core.sent.increment(1);
                                 let future = service.call(request);
                                 this.second.set(Second::Running {
                                     future,
@@ -123,17 +159,26 @@ where
                     }
                 }
                 SecondProj::Running { future, started } => {
-                    let result = std::task::ready!(future.poll(cx));
-                    this.shared.histogram.record(started.elapsed());
-                    this.shared.won.increment(1);
-                    return Poll::Ready(result);
+                    let result = ready!(future.poll(cx));
+                    shared.core.histogram.record(started.elapsed());
+                    if shared.classifier.classify(result.as_ref()) != Outcome::Failure {
+                        shared.core.won.increment(1);
+                        return Poll::Ready(result);
+                    }
+                    if let FirstProj::Failed { .. } = this.first.as_mut().project() {
+                        // Both failed: the last failure is the answer.
+                        return Poll::Ready(result);
+                    }
+                    // The first attempt may still succeed.
+                    this.second.set(Second::Off);
+                    return Poll::Pending;
                 }
             }
         }
     }
 }
 
-impl<S, F, Req> std::fmt::Debug for ResponseFuture<S, F, Req> {
+impl<S, F, Req, R, C, T, E> std::fmt::Debug for ResponseFuture<S, F, Req, R, C, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{ByClone, Hedge, HedgeConfig, Shared};
+use super::{ByClone, Core, Hedge, HedgeConfig, Shared};
+use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
 
 /// Applies [`Hedge`] to services. See the [module docs](super).
@@ -10,9 +11,10 @@ use crate::config::ConfigError;
 /// The latency figures and the budget are created with the layer and shared
 /// by every service it wraps and their clones.
 #[derive(Debug, Clone)]
-pub struct HedgeLayer<R = ByClone> {
-    shared: Arc<Shared>,
+pub struct HedgeLayer<R = ByClone, C = DefaultClassifier> {
+    core: Arc<Core>,
     cloner: R,
+    classifier: C,
 }
 
 impl HedgeLayer {
@@ -23,27 +25,46 @@ impl HedgeLayer {
     /// The first invalid field of `config`, as a [`ConfigError`].
     pub fn new(config: HedgeConfig) -> Result<Self, ConfigError> {
         Ok(HedgeLayer {
-            shared: Arc::new(Shared::new(config.validate()?)),
+            core: Arc::new(Core::new(config.validate()?)),
             cloner: ByClone,
+            classifier: DefaultClassifier,
         })
     }
 }
 
-impl<R> HedgeLayer<R> {
+impl<R, C> HedgeLayer<R, C> {
     /// Copies requests with `cloner` (a [`CloneRequest`](super::CloneRequest))
     /// instead of `Clone`; a request it maps to `None` is never hedged.
-    pub fn clone_requests_with<R2>(self, cloner: R2) -> HedgeLayer<R2> {
+    pub fn clone_requests_with<R2>(self, cloner: R2) -> HedgeLayer<R2, C> {
         HedgeLayer {
-            shared: self.shared,
+            core: self.core,
             cloner,
+            classifier: self.classifier,
+        }
+    }
+
+    /// Judges answers with `classifier` (see [`crate::classify`]): the first
+    /// success wins, a failure only when every attempt has failed.
+    pub fn classify<C2>(self, classifier: C2) -> HedgeLayer<R, C2> {
+        HedgeLayer {
+            core: self.core,
+            cloner: self.cloner,
+            classifier,
         }
     }
 }
 
-impl<S, R: Clone> Layer<S> for HedgeLayer<R> {
-    type Service = Hedge<S, R>;
+impl<S, R: Clone, C: Clone> Layer<S> for HedgeLayer<R, C> {
+    type Service = Hedge<S, R, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Hedge::from_parts(inner, self.shared.clone(), self.cloner.clone())
+        Hedge::from_parts(
+            inner,
+            Arc::new(Shared {
+                core: self.core.clone(),
+                cloner: self.cloner.clone(),
+                classifier: self.classifier.clone(),
+            }),
+        )
     }
 }

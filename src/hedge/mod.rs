@@ -4,10 +4,13 @@
 //! [`Hedge`] measures the latency of recent calls. When a call takes longer
 //! than a percentile of them ([`HedgeDelay::Percentile`], the 95th by
 //! default) or a fixed delay, it sends the same request once more to a
-//! clone of the inner service; the first answer wins and the other attempt
-//! is dropped (cancelled). A budget caps the extra load at 5 % of requests
-//! by default. Use it for idempotent requests only (see
-//! [`crate::request`]); the request is copied when a hedge is possible.
+//! clone of the inner service. The first *success* wins and the other
+//! attempt is dropped (cancelled); a failure (as the classifier judges it,
+//! see [`crate::classify`]) wins only once every attempt sent has failed,
+//! so a hedge that fails fast never beats a first attempt that would have
+//! answered. A budget caps the extra load at 5 % of requests by default.
+//! Use it for idempotent requests only (see [`crate::request`]); the
+//! request is copied when a hedge is possible.
 //!
 //! Put it inside the circuit breaker and outside the timeout, so that each
 //! attempt has its own deadline.
@@ -70,12 +73,14 @@ use self::histogram::Histogram;
 pub use self::layer::HedgeLayer;
 use crate::budget::Budget;
 pub use crate::budget::BudgetConfig;
-pub use crate::request::{ByClone, CloneRequest};
+use crate::classify::{Classify, DefaultClassifier};
+pub use crate::request::{ByClone, CloneRequest, Idempotent};
 use crate::telemetry::{Counter, Scope};
 
-/// What all clones of a hedge layer's services share.
+/// What every service a hedge layer wraps shares: the latency figures, the
+/// budget and the metric handles.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Core {
     settings: Settings,
     histogram: Histogram,
     budget: Budget,
@@ -83,14 +88,14 @@ pub(crate) struct Shared {
     won: Counter,
 }
 
-impl Shared {
+impl Core {
     pub(crate) fn new(settings: Settings) -> Self {
         let scope = Scope::new(settings.service.clone());
         let percentile = match settings.delay {
             HedgeDelay::Percentile(p) => p,
             HedgeDelay::Fixed(_) => 1.0,
         };
-        Shared {
+        Core {
             histogram: Histogram::new(percentile, settings.minimum_samples),
             budget: settings.budget.build(),
             sent: scope.counter("bulwark_hedge_sent_total", &[]),
@@ -109,23 +114,36 @@ impl Shared {
     }
 }
 
+/// What one wrapped service and its clones share: the layer's core, and the
+/// parts that are code, behind one `Arc` (a call clones one pointer).
+#[derive(Debug)]
+pub(crate) struct Shared<R, C> {
+    core: Arc<Core>,
+    cloner: R,
+    classifier: C,
+}
+
 /// Hedges slow calls. See the [module docs](self).
 ///
 /// Clones share the latency figures and the budget (created by the layer).
-#[derive(Debug, Clone)]
-pub struct Hedge<S, R = ByClone> {
+#[derive(Debug)]
+pub struct Hedge<S, R = ByClone, C = DefaultClassifier> {
     inner: S,
-    shared: Arc<Shared>,
-    cloner: R,
+    shared: Arc<Shared<R, C>>,
 }
 
-impl<S, R> Hedge<S, R> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared>, cloner: R) -> Self {
+impl<S: Clone, R, C> Clone for Hedge<S, R, C> {
+    fn clone(&self) -> Self {
         Hedge {
-            inner,
-            shared,
-            cloner,
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
         }
+    }
+}
+
+impl<S, R, C> Hedge<S, R, C> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<R, C>>) -> Self {
+        Hedge { inner, shared }
     }
 
     /// The inner service.
@@ -144,14 +162,15 @@ impl<S, R> Hedge<S, R> {
     }
 }
 
-impl<S, R, Req> Service<Req> for Hedge<S, R>
+impl<S, R, C, Req> Service<Req> for Hedge<S, R, C>
 where
     S: Service<Req> + Clone,
     R: CloneRequest<Req>,
+    C: Classify<S::Response, S::Error>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S, S::Future, Req>;
+    type Future = ResponseFuture<S, S::Future, Req, R, C, S::Response, S::Error>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -159,11 +178,12 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        self.shared.budget.deposit();
-        let hedge = self
-            .shared
+        let shared = &self.shared;
+        shared.core.budget.deposit();
+        let hedge = shared
+            .core
             .delay()
-            .and_then(|delay| self.cloner.clone_request(&req).map(|copy| (delay, copy)));
+            .and_then(|delay| shared.cloner.clone_request(&req).map(|copy| (delay, copy)));
         // The ready service makes this call; a clone takes its place, and
         // another goes with the future for the hedge.
         let clone = self.inner.clone();
@@ -173,7 +193,7 @@ where
             future,
             Instant::now(),
             hedge.map(|(d, r)| (d, r, service)),
-            self.shared.clone(),
+            shared.clone(),
         )
     }
 }

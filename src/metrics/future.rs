@@ -9,31 +9,53 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::Handles;
-use crate::classify::Classify;
+use crate::classify::{Classify, Outcome, Record, cut_off};
 
 pin_project! {
     /// Response future of [`Metrics`](super::Metrics). Dropped before it
     /// finishes, the call counts as `cancelled` and leaves the in-flight
-    /// gauge.
+    /// gauge (or as a `failure`, if the crate's own timeout cut it off).
+    /// A call whose outcome is known only at the end of the response's
+    /// body (see [`Classify::at_end`]) is counted, and stays in flight,
+    /// until the body ends.
     pub struct ResponseFuture<F, C> {
         #[pin]
         inner: F,
-        call: Call<C>,
+        classifier: C,
+        call: Call,
     }
 }
 
 /// What reports the call: on completion, or as cancelled on drop.
-struct Call<C> {
+#[derive(Debug)]
+struct Call {
     handles: Arc<Handles>,
-    classifier: C,
     started: Instant,
     done: bool,
 }
 
-impl<C> Drop for Call<C> {
+impl Record for Call {
+    #[inline]
+    fn record(&mut self, outcome: Outcome) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.handles.finished(Some(outcome), self.started);
+        }
+    }
+
+    fn defer(&mut self) -> Self {
+        Call {
+            handles: self.handles.clone(),
+            started: self.started,
+            done: std::mem::replace(&mut self.done, true),
+        }
+    }
+}
+
+impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.handles.finished(None, self.started);
+            let outcome = cut_off::active().then_some(Outcome::Failure);
+            self.handles.finished(outcome, self.started);
         }
     }
 }
@@ -42,9 +64,9 @@ impl<F, C> ResponseFuture<F, C> {
     pub(super) fn new(inner: F, handles: Arc<Handles>, classifier: C, started: Instant) -> Self {
         ResponseFuture {
             inner,
+            classifier,
             call: Call {
                 handles,
-                classifier,
                 started,
                 done: false,
             },
@@ -62,11 +84,8 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let call = this.call;
-        call.done = true;
-        call.handles
-            .finished(Some(call.classifier.classify(&result)), call.started);
+        let mut result = ready!(this.inner.poll(cx));
+        crate::classify::record(&*this.classifier, &mut result, this.call);
         Poll::Ready(result)
     }
 }

@@ -25,10 +25,7 @@ pin_project! {
         request: Option<Req>,
         // Attempts made so far.
         attempts: u32,
-        shared: Arc<Shared>,
-        classifier: C,
-        cloner: R,
-        hint: H,
+        shared: Arc<Shared<C, R, H>>,
     }
 }
 
@@ -52,10 +49,7 @@ impl<S, F, Req, C, R, H> ResponseFuture<S, F, Req, C, R, H> {
         future: F,
         service: S,
         request: Option<Req>,
-        shared: Arc<Shared>,
-        classifier: C,
-        cloner: R,
-        hint: H,
+        shared: Arc<Shared<C, R, H>>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -63,9 +57,6 @@ impl<S, F, Req, C, R, H> ResponseFuture<S, F, Req, C, R, H> {
             request,
             attempts: 1,
             shared,
-            classifier,
-            cloner,
-            hint,
         }
     }
 }
@@ -107,23 +98,28 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
-                    let settings = &this.shared.settings;
+                    let shared = &**this.shared;
+                    let core = &*shared.core;
+                    let settings = &core.settings;
                     let retry = this.request.is_some()
                         && *this.attempts < settings.max_attempts
-                        && this.classifier.classify(&result) == Outcome::Failure
+                        && shared.classifier.classify(result.as_ref()) == Outcome::Failure
                         && !matches!(&result, Err(e) if is_circuit_open(e));
                     if !retry {
                         return Poll::Ready(result);
                     }
-                    if !this.shared.budget.try_withdraw(Instant::now()) {
-                        this.shared.exhausted.increment(1);
+                    if !core.budget.try_withdraw(Instant::now()) {
+                        core.exhausted.increment(1);
                         let service = &settings.service;
                         settings.events.emit(|| RetryEvent::BudgetExhausted {
                             service: service.clone(),
                         });
                         return Poll::Ready(result);
                     }
-                    let hinted = result.as_ref().ok().and_then(|r| this.hint.retry_after(r));
+                    let hinted = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| shared.hint.retry_after(r));
                     let wait = match hinted {
                         Some(wait) => wait.min(settings.backoff_max),
                         None => backoff(
@@ -147,10 +143,11 @@ where
                         unreachable!("a retry is scheduled only with a copy of the request");
                     };
                     *this.attempts += 1;
-                    if *this.attempts < this.shared.settings.max_attempts {
-                        *this.request = this.cloner.clone_request(&request);
+                    let shared = &**this.shared;
+                    if *this.attempts < shared.core.settings.max_attempts {
+                        *this.request = shared.cloner.clone_request(&request);
                     }
-                    this.shared.retries.increment(1);
+                    shared.core.retries.increment(1);
                     let future = this.service.call(request);
                     this.state.set(State::Calling { future });
                 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{ByClone, NoRetryAfter, Retry, RetryConfig, Shared};
+use super::{ByClone, Core, NoRetryAfter, Retry, RetryConfig, Shared};
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
 
@@ -12,7 +12,7 @@ use crate::config::ConfigError;
 /// wraps and their clones.
 #[derive(Debug, Clone)]
 pub struct RetryLayer<C = DefaultClassifier, R = ByClone, H = NoRetryAfter> {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     classifier: C,
     cloner: R,
     hint: H,
@@ -26,7 +26,7 @@ impl RetryLayer {
     /// The first invalid field of `config`, as a [`ConfigError`].
     pub fn new(config: RetryConfig) -> Result<Self, ConfigError> {
         Ok(RetryLayer {
-            shared: Arc::new(Shared::new(config.validate()?)),
+            core: Arc::new(Core::new(config.validate()?)),
             classifier: DefaultClassifier,
             cloner: ByClone,
             hint: NoRetryAfter,
@@ -38,18 +38,20 @@ impl<C, R, H> RetryLayer<C, R, H> {
     /// Retries what `classifier` calls a failure (see [`crate::classify`]).
     pub fn classify<C2>(self, classifier: C2) -> RetryLayer<C2, R, H> {
         RetryLayer {
-            shared: self.shared,
+            core: self.core,
             classifier,
             cloner: self.cloner,
             hint: self.hint,
         }
     }
 
-    /// Copies requests with `cloner` (a [`CloneRequest`](super::CloneRequest),
-    /// e.g. a closure `Fn(&Req) -> Option<Req>`) instead of `Clone`.
+    /// Copies requests with `cloner` (a [`CloneRequest`](super::CloneRequest):
+    /// a closure `Fn(&Req) -> Option<Req>`, capturing or not, or
+    /// [`Idempotent`](crate::request::Idempotent) for HTTP) instead of
+    /// `Clone`. A request it maps to `None` is sent once.
     pub fn clone_requests_with<R2>(self, cloner: R2) -> RetryLayer<C, R2, H> {
         RetryLayer {
-            shared: self.shared,
+            core: self.core,
             classifier: self.classifier,
             cloner,
             hint: self.hint,
@@ -67,7 +69,7 @@ impl<C, R, H> RetryLayer<C, R, H> {
     /// [`RetryAfter`](super::RetryAfter)).
     pub fn retry_after_hint<H2>(self, hint: H2) -> RetryLayer<C, R, H2> {
         RetryLayer {
-            shared: self.shared,
+            core: self.core,
             classifier: self.classifier,
             cloner: self.cloner,
             hint,
@@ -81,10 +83,12 @@ impl<S, C: Clone, R: Clone, H: Clone> Layer<S> for RetryLayer<C, R, H> {
     fn layer(&self, inner: S) -> Self::Service {
         Retry::from_parts(
             inner,
-            self.shared.clone(),
-            self.classifier.clone(),
-            self.cloner.clone(),
-            self.hint.clone(),
+            Arc::new(Shared {
+                core: self.core.clone(),
+                classifier: self.classifier.clone(),
+                cloner: self.cloner.clone(),
+                hint: self.hint.clone(),
+            }),
         )
     }
 }

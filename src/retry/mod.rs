@@ -21,15 +21,16 @@
 //!
 //! # What is retried, and the request
 //!
-//! Retry only idempotent requests: a request that failed may still have
-//! taken effect (the answer was lost, or the timeout fired after the work
-//! was done). The request is moved into the first attempt, so a copy is
-//! kept when a retry is possible (`max_attempts` > 1): by `Clone`
-//! ([`ByClone`], the default), or by a function of your own given to
-//! [`RetryLayer::clone_requests_with`], which may return `None` for
-//! requests that must not be retried. With the `http` feature,
-//! [`clone_http_request`] copies an `http::Request` whose body is `Clone`
-//! (a buffered body such as `Bytes` or `String`).
+//! Retry only requests that are safe to repeat: a request that failed may
+//! still have taken effect (the answer was lost, or the timeout fired after
+//! the work was done). The request is moved into the first attempt, so a
+//! copy is kept when a retry is possible (`max_attempts` > 1): by `Clone`
+//! ([`ByClone`], the default), or by a [`CloneRequest`] given to
+//! [`RetryLayer::clone_requests_with`], which returns `None` for requests
+//! that must not be sent again (see [`crate::request`]). For HTTP,
+//! [`Idempotent`] (features `http`, `reqwest`) copies `GET`, `HEAD`,
+//! `OPTIONS`, `TRACE`, `PUT` and `DELETE` requests and those with an
+//! `Idempotency-Key`, and sends any other once.
 //!
 //! With the `http` feature, [`RetryLayer::respect_retry_after`] makes a
 //! `Retry-After` header (in seconds) on a 429 or 503 response set the next
@@ -90,7 +91,7 @@ pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
 #[cfg(feature = "http")]
 pub use crate::request::clone_http_request;
-pub use crate::request::{ByClone, CloneRequest};
+pub use crate::request::{ByClone, CloneRequest, Idempotent};
 use crate::telemetry::{Counter, Scope};
 
 /// An event of a retry layer, given to the callback set with
@@ -141,17 +142,16 @@ where
 pub struct HttpRetryAfter;
 
 #[cfg(feature = "http")]
-impl<B> RetryAfter<http::Response<B>> for HttpRetryAfter {
-    fn retry_after(&self, response: &http::Response<B>) -> Option<Duration> {
+impl HttpRetryAfter {
+    fn read(status: http::StatusCode, headers: &http::HeaderMap) -> Option<Duration> {
         use http::StatusCode;
         if !matches!(
-            response.status(),
+            status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
             return None;
         }
-        let seconds: u64 = response
-            .headers()
+        let seconds: u64 = headers
             .get(http::header::RETRY_AFTER)?
             .to_str()
             .ok()?
@@ -162,9 +162,24 @@ impl<B> RetryAfter<http::Response<B>> for HttpRetryAfter {
     }
 }
 
-/// What all clones of a retry layer's services share.
+#[cfg(feature = "http")]
+impl<B> RetryAfter<http::Response<B>> for HttpRetryAfter {
+    fn retry_after(&self, response: &http::Response<B>) -> Option<Duration> {
+        Self::read(response.status(), response.headers())
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl RetryAfter<reqwest::Response> for HttpRetryAfter {
+    fn retry_after(&self, response: &reqwest::Response) -> Option<Duration> {
+        Self::read(response.status(), response.headers())
+    }
+}
+
+/// What every service a retry layer wraps shares: the settings, the budget
+/// and the metric handles.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Core {
     pub(crate) settings: Settings,
     pub(crate) budget: Budget,
     pub(crate) requests: Counter,
@@ -172,10 +187,10 @@ pub(crate) struct Shared {
     pub(crate) exhausted: Counter,
 }
 
-impl Shared {
+impl Core {
     pub(crate) fn new(settings: Settings) -> Self {
         let scope = Scope::new(settings.service.clone());
-        Shared {
+        Core {
             budget: settings.budget.build(),
             requests: scope.counter("bulwark_retry_requests_total", &[]),
             retries: scope.counter("bulwark_retry_retries_total", &[]),
@@ -185,38 +200,43 @@ impl Shared {
     }
 }
 
+/// What one wrapped service and its clones share: the layer's core, and
+/// the parts that are code. Kept behind one `Arc` so that a call clones one
+/// pointer, whatever the classifier, copier and hint are.
+#[derive(Debug)]
+pub(crate) struct Shared<C, R, H> {
+    pub(crate) core: Arc<Core>,
+    pub(crate) classifier: C,
+    pub(crate) cloner: R,
+    pub(crate) hint: H,
+}
+
 /// Retries failed calls within a budget. See the [module docs](self).
 ///
 /// Clones share the budget (created by the layer).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Retry<S, C = DefaultClassifier, R = ByClone, H = NoRetryAfter> {
     inner: S,
-    shared: Arc<Shared>,
-    classifier: C,
-    cloner: R,
-    hint: H,
+    shared: Arc<Shared<C, R, H>>,
+}
+
+impl<S: Clone, C, R, H> Clone for Retry<S, C, R, H> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl<S, C, R, H> Retry<S, C, R, H> {
-    pub(crate) fn from_parts(
-        inner: S,
-        shared: Arc<Shared>,
-        classifier: C,
-        cloner: R,
-        hint: H,
-    ) -> Self {
-        Retry {
-            inner,
-            shared,
-            classifier,
-            cloner,
-            hint,
-        }
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<C, R, H>>) -> Self {
+        Retry { inner, shared }
     }
 
     /// Retries that the budget would allow right now.
     pub fn budget_balance(&self) -> f64 {
-        self.shared.budget.balance()
+        self.shared.core.budget.balance()
     }
 
     /// The inner service.
@@ -239,9 +259,9 @@ impl<S, C, R, H, Req> Service<Req> for Retry<S, C, R, H>
 where
     S: Service<Req> + Clone,
     S::Error: 'static,
-    C: Classify<S::Response, S::Error> + Clone,
-    R: CloneRequest<Req> + Clone,
-    H: RetryAfter<S::Response> + Clone,
+    C: Classify<S::Response, S::Error>,
+    R: CloneRequest<Req>,
+    H: RetryAfter<S::Response>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -254,10 +274,11 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
-        shared.budget.deposit();
-        shared.requests.increment(1);
-        let copy = if shared.settings.max_attempts > 1 {
-            self.cloner.clone_request(&req)
+        let core = &shared.core;
+        core.budget.deposit();
+        core.requests.increment(1);
+        let copy = if core.settings.max_attempts > 1 {
+            shared.cloner.clone_request(&req)
         } else {
             None
         };
@@ -266,14 +287,6 @@ where
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
         let future = service.call(req);
-        ResponseFuture::new(
-            future,
-            service,
-            copy,
-            shared.clone(),
-            self.classifier.clone(),
-            self.cloner.clone(),
-            self.hint.clone(),
-        )
+        ResponseFuture::new(future, service, copy, shared.clone())
     }
 }

@@ -9,6 +9,7 @@ use tokio::time::Sleep;
 
 use super::error::Elapsed;
 use crate::BoxError;
+use crate::classify::cut_off;
 use crate::fallback::Fallback;
 
 pin_project! {
@@ -16,7 +17,9 @@ pin_project! {
     ///
     /// Resolves to the inner response, to [`Elapsed`] when the deadline
     /// passes first, or, with a fallback, to the fallback's answer. Once the
-    /// fallback has been called, the inner future is dropped.
+    /// deadline has passed and the fallback (if any) has been called, the
+    /// inner future is dropped, as cut off by the deadline (see
+    /// [`crate::classify`]).
     pub struct ResponseFuture<Fut, Fb, Req, Res>
     where
         Fb: Fallback<Req, Res>,
@@ -41,6 +44,10 @@ pin_project! {
             // without a fallback.
             fallback: Option<(Fb, Req)>,
         },
+        // The inner service was never ready within the deadline.
+        Expired {
+            fallback: Option<(Fb, Req)>,
+        },
         Fallback {
             #[pin]
             future: Fb::Future,
@@ -59,6 +66,12 @@ where
                 sleep,
                 fallback,
             },
+        }
+    }
+
+    pub(super) fn expired(fallback: Option<(Fb, Req)>) -> Self {
+        ResponseFuture {
+            state: State::Expired { fallback },
         }
     }
 }
@@ -86,16 +99,29 @@ where
                         return Poll::Ready(result.map_err(Into::into));
                     }
                     ready!(sleep.poll(cx));
-                    let Some((service, _)) = fallback.as_mut() else {
-                        return Poll::Ready(Err(Elapsed::new().into()));
+                    if let Some((service, _)) = fallback.as_mut() {
+                        ready!(service.poll_ready(cx))?;
+                    }
+                    let next = match fallback.take() {
+                        Some((mut service, request)) => State::Fallback {
+                            future: service.call(request, Elapsed::new()),
+                        },
+                        None => State::Expired { fallback: None },
                     };
-                    ready!(service.poll_ready(cx))?;
-                    let Some((mut service, request)) = fallback.take() else {
-                        // Taken only here, right before leaving this state.
-                        return Poll::Ready(Err(Elapsed::new().into()));
-                    };
-                    let future = service.call(request, Elapsed::new());
-                    state.set(State::Fallback { future });
+                    // The attempt is dropped here: cut off by the deadline.
+                    cut_off::scope(|| state.set(next));
+                }
+                StateProj::Expired { fallback } => {
+                    if let Some((service, _)) = fallback.as_mut() {
+                        ready!(service.poll_ready(cx))?;
+                    }
+                    match fallback.take() {
+                        Some((mut service, request)) => {
+                            let future = service.call(request, Elapsed::new());
+                            state.set(State::Fallback { future });
+                        }
+                        None => return Poll::Ready(Err(Elapsed::new().into())),
+                    }
                 }
                 StateProj::Fallback { future } => return future.poll(cx),
             }

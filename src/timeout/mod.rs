@@ -9,6 +9,25 @@
 //!
 //! A call allocates nothing: the timer is part of the response future.
 //!
+//! # Readiness
+//!
+//! The deadline also bounds the wait for the inner service to be ready: a
+//! balancer whose endpoints are all busy, a channel pushing back. Unlike
+//! tower's `Timeout`, whose `poll_ready` waits as long as the inner
+//! service does, when the inner service has not been ready for the whole
+//! deadline this one reports ready, and the call that follows fails at once
+//! with [`Elapsed`](error::Elapsed) (or goes to the fallback) without
+//! reaching the inner service. The timer of that wait is allocated the
+//! first time a service is not ready at once, and reused.
+//!
+//! # What the layers beneath learn
+//!
+//! An attempt the deadline cuts off is dropped; the recording layers
+//! beneath the timeout (outlier detection in a balancer, a breaker,
+//! metrics) count it as a failure, where an attempt that its caller drops
+//! counts as nothing. So a balancer ejects an endpoint that hangs. See
+//! [`crate::classify`].
+//!
 //! # Fallback
 //!
 //! With [`TimeoutLayer::fallback`], a request whose deadline passes is
@@ -55,9 +74,12 @@ pub mod error;
 pub mod future;
 mod layer;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use self::future::ResponseFuture;
@@ -68,11 +90,60 @@ use crate::fallback::{DeferredFallback, NoFallback};
 
 /// Fails requests that take longer than a deadline, or hands them to a
 /// fallback. See the [module docs](self).
-#[derive(Debug, Clone)]
+///
+/// A clone starts with no wait for readiness under way.
+#[derive(Debug)]
 pub struct Timeout<S, F = NoFallback> {
     inner: S,
     timeout: Duration,
     fallback: F,
+    readiness: Readiness,
+}
+
+/// The deadline of a wait for the inner service's readiness.
+#[derive(Debug, Default)]
+struct Readiness {
+    /// The timer, made the first time the inner service was not ready.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the timer runs for the wait under way.
+    armed: bool,
+    /// Whether the deadline passed before the inner service was ready: the
+    /// next call fails without reaching it.
+    expired: bool,
+}
+
+impl Readiness {
+    /// Starts the deadline of a wait (if it is not running) and polls it;
+    /// `true` once it has passed.
+    fn poll_expired(&mut self, timeout: Duration, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            let deadline = Instant::now().checked_add(timeout);
+            let Some(deadline) = deadline else {
+                // A deadline too far to be reached never passes.
+                return false;
+            };
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        let passed = match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if passed {
+            self.armed = false;
+            self.expired = true;
+        }
+        passed
+    }
+}
+
+impl<S: Clone, F: Clone> Clone for Timeout<S, F> {
+    fn clone(&self) -> Self {
+        Timeout::from_parts(self.inner.clone(), self.timeout, self.fallback.clone())
+    }
 }
 
 impl<S> Timeout<S> {
@@ -93,6 +164,7 @@ impl<S, F> Timeout<S, F> {
             inner,
             timeout,
             fallback,
+            readiness: Readiness::default(),
         }
     }
 
@@ -129,11 +201,26 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        if self.readiness.expired {
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(ready) => {
+                self.readiness.armed = false;
+                Poll::Ready(ready.map_err(Into::into))
+            }
+            Poll::Pending if self.readiness.poll_expired(self.timeout, cx) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        if std::mem::take(&mut self.readiness.expired) {
+            // Never ready within the deadline: the request does not reach
+            // the inner service.
+            return ResponseFuture::expired(self.fallback.take(req));
+        }
         let fallback = self.fallback.keep(&req);
         let sleep = tokio::time::sleep(self.timeout);
         ResponseFuture::new(self.inner.call(req), sleep, fallback)
