@@ -217,11 +217,97 @@ async fn waiters_share_the_error_of_the_call_they_waited_for() {
     for task in tasks {
         let err = task.await.unwrap();
         assert!(err.to_string().contains("backend down"), "{err}");
-        if let Some(shared) = err.downcast_ref::<SharedError<BoxError>>() {
-            assert_eq!(shared.get_ref().to_string(), "backend down");
-        }
+        let shared = err
+            .downcast_ref::<SharedError<BoxError>>()
+            .expect("an error not the crate's is shared as it is");
+        assert_eq!(shared.get_ref().to_string(), "backend down");
+        let source = std::error::Error::source(shared).expect("the original is its source");
+        assert_eq!(source.to_string(), "backend down");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// The crate's own errors reach every caller that shared a call as errors
+/// of their own type, so that `is::<Elapsed>()` and the HTTP and gRPC
+/// mappings work for each.
+#[cfg(all(feature = "timeout", feature = "circuit-breaker", feature = "balance"))]
+#[tokio::test(start_paused = true)]
+async fn the_crates_errors_keep_their_type_for_every_caller_that_shared_the_call() {
+    use std::time::Duration;
+    use tower_bulwark::balance::error::NoEndpointAvailable;
+    use tower_bulwark::balance::{BalanceConfig, LoadBalance};
+    use tower_bulwark::circuit_breaker::error::CircuitOpen;
+    use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
+    use tower_bulwark::error::ErrorKind;
+    use tower_bulwark::timeout::TimeoutLayer;
+
+    use tower_bulwark::timeout::error::Elapsed;
+
+    /// The errors of three callers that share one call of `inner` (which
+    /// fails after 10 ms), and how many calls reached it.
+    async fn shared_errors<S>(inner: S) -> (Vec<BoxError>, usize)
+    where
+        S: Service<u32, Response = String, Error = BoxError> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let delayed = service_fn(move |req: u32| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut inner = inner.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                inner.ready().await?.call(req).await
+            }
+        });
+        let svc = layer().layer(delayed);
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let mut svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                svc.ready().await.unwrap().call(1).await.unwrap_err()
+            }));
+        }
+        let mut errors = Vec::new();
+        for task in tasks {
+            errors.push(task.await.unwrap());
+        }
+        (errors, calls.load(Ordering::SeqCst))
+    }
+
+    let hangs = service_fn(|_: u32| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok::<String, BoxError>("late".into())
+    });
+    let timed = TimeoutLayer::new(Duration::from_millis(100))
+        .unwrap()
+        .layer(hangs);
+    let (errors, calls) = shared_errors(timed).await;
+    assert_eq!(calls, 1, "one call, shared");
+    for err in errors {
+        assert!(err.is::<Elapsed>(), "{err}");
+    }
+
+    let breaker = CircuitBreakerLayer::new(CircuitBreakerConfig::default()).unwrap();
+    breaker.handle().force_open();
+    let (errors, calls) = shared_errors(breaker.layer(Backend::default().service())).await;
+    assert_eq!(calls, 1, "one call, shared");
+    for err in errors {
+        assert!(err.is::<CircuitOpen>(), "{err}");
+        assert!(matches!(
+            ErrorKind::of(&*err),
+            Some(ErrorKind::CircuitOpen { .. })
+        ));
+    }
+
+    let mut endpoints = vec![(0u32, Backend::default().service())];
+    endpoints.clear();
+    let empty = LoadBalance::new(BalanceConfig::default(), endpoints).unwrap();
+    let (errors, calls) = shared_errors(empty).await;
+    assert_eq!(calls, 1, "one call, shared");
+    for err in errors {
+        assert!(err.is::<NoEndpointAvailable>(), "{err}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -217,3 +217,101 @@ fn bad_configuration_is_a_typed_error_naming_the_field() {
         assert_eq!((err.layer(), err.field()), ("hedge", field), "{err}");
     }
 }
+
+/// A backend whose n-th call (from 0) answers after `latency(n)` with
+/// `outcome(n)`.
+fn mixed(
+    calls: Arc<AtomicUsize>,
+    latency: impl Fn(usize) -> Duration + Send + Sync + Clone + 'static,
+    fails: impl Fn(usize) -> bool + Send + Sync + Clone + 'static,
+) -> impl Service<u32, Response = usize, Error = BoxError, Future: Send> + Clone {
+    service_fn(move |_: u32| {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        let (delay, fail) = (latency(n), fails(n));
+        async move {
+            tokio::time::sleep(delay).await;
+            if fail {
+                Err::<usize, BoxError>(format!("attempt {n} failed").into())
+            } else {
+                Ok(n)
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_that_fails_fast_does_not_beat_a_first_attempt_that_answers() {
+    // The first attempt answers at 100 ms; the hedge goes at 20 ms and
+    // fails at once. 5 calls, each answered by its first attempt.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = HedgeLayer::new(fixed(20)).unwrap().layer(mixed(
+        calls.clone(),
+        |n| Duration::from_millis(if n % 2 == 0 { 100 } else { 0 }),
+        |n| n % 2 == 1,
+    ));
+    for call in 0..5 {
+        let start = Instant::now();
+        let answer = svc.ready().await.unwrap().call(1).await;
+        assert_eq!(answer.unwrap(), call * 2, "the first attempt's answer");
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 10, "every call was hedged");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_is_returned_once_every_attempt_has_failed() {
+    // Both fail: the first at 50 ms, the hedge (sent at 20 ms) at 80 ms.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = HedgeLayer::new(fixed(20)).unwrap().layer(mixed(
+        calls.clone(),
+        |n| Duration::from_millis(if n == 0 { 50 } else { 60 }),
+        |_| true,
+    ));
+    let start = Instant::now();
+    let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(80),
+        "waited for the hedge"
+    );
+    assert_eq!(err.to_string(), "attempt 1 failed", "the last failure");
+
+    // A first attempt that fails before the hedge is due: nothing else was
+    // sent, so its failure is the answer at once.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = HedgeLayer::new(fixed(20)).unwrap().layer(mixed(
+        calls.clone(),
+        |_| Duration::from_millis(5),
+        |_| true,
+    ));
+    let start = Instant::now();
+    assert!(svc.ready().await.unwrap().call(1).await.is_err());
+    assert_eq!(start.elapsed(), Duration::from_millis(5));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no hedge after the answer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_failure_is_comes_from_the_classifier() {
+    use tower_bulwark::classify::Outcome;
+    // The first attempt answers 0 ("an error page") at 100 ms; the hedge
+    // answers 1 at 30 ms. With a classifier that calls 1 a failure, the
+    // first attempt's answer wins; the default takes the hedge's.
+    let make = || {
+        let calls = Arc::new(AtomicUsize::new(0));
+        mixed(
+            calls,
+            |n| Duration::from_millis(if n == 0 { 100 } else { 10 }),
+            |_| false,
+        )
+    };
+    let mut default = HedgeLayer::new(fixed(20)).unwrap().layer(make());
+    assert_eq!(default.ready().await.unwrap().call(1).await.unwrap(), 1);
+    let mut judged = HedgeLayer::new(fixed(20))
+        .unwrap()
+        .classify(|r: Result<&usize, &BoxError>| match r {
+            Ok(1) | Err(_) => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+        })
+        .layer(make());
+    assert_eq!(judged.ready().await.unwrap().call(1).await.unwrap(), 0);
+}

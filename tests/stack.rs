@@ -264,6 +264,123 @@ async fn clones_share_the_breaker() {
     assert!(err.is::<CircuitOpen>(), "{err}");
 }
 
+/// A response type that cannot be copied, as `reqwest::Response` and
+/// `http::Response<Incoming>` cannot.
+#[derive(Debug, PartialEq)]
+struct Unique(u32);
+
+#[tokio::test(start_paused = true)]
+async fn without_a_cache_key_nothing_asks_for_copies_of_responses_or_requests() {
+    // Requests are not `Clone` either: copies come from the hook, only for
+    // retries.
+    #[derive(Debug)]
+    struct Request(u32);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let backend = service_fn(move |Request(id): Request| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                Err::<Unique, BoxError>("first attempt fails".into())
+            } else {
+                Ok(Unique(id))
+            }
+        }
+    });
+    let layer = ResilienceLayer::builder(
+        ResilienceConfig::default().retry(RetryConfig::default().max_attempts(2)),
+    )
+    .clone_requests_with(|r: &Request| Some(Request(r.0)))
+    .build()
+    .unwrap();
+    let mut svc = layer.layer(backend);
+    let answer = svc.ready().await.unwrap().call(Request(5)).await.unwrap();
+    assert_eq!(answer, Unique(5));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "retried once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_take_capturing_closures() {
+    let backend = Backend::default();
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let (seen, prefix) = (keys.clone(), String::from("user"));
+    let copies = Arc::new(AtomicUsize::new(0));
+    let copied = copies.clone();
+    let hints = Arc::new(AtomicUsize::new(0));
+    let hinted = hints.clone();
+    let layer = ResilienceLayer::builder(
+        ResilienceConfig::default()
+            .cache(CacheConfig::default())
+            .retry(RetryConfig::default().max_attempts(2)),
+    )
+    .cache_key(move |id: &u32| {
+        let key = format!("{prefix}/{id}");
+        seen.lock().unwrap().push(key.clone());
+        Some(key)
+    })
+    .clone_requests_with(move |id: &u32| {
+        copied.fetch_add(1, Ordering::SeqCst);
+        Some(*id)
+    })
+    .retry_after(move |_: &String| {
+        hinted.fetch_add(1, Ordering::SeqCst);
+        None
+    })
+    .build()
+    .unwrap();
+    let mut svc = layer.layer(backend.service());
+    assert_eq!(call(&mut svc, 7).await.unwrap(), "user 7");
+    assert_eq!(call(&mut svc, 7).await.unwrap(), "user 7", "from the cache");
+    assert_eq!(backend.calls(), 1);
+    assert_eq!(*keys.lock().unwrap(), vec!["user/7", "user/7"]);
+    assert_eq!(copies.load(Ordering::SeqCst), 1, "one copy, for the miss");
+    assert_eq!(hints.load(Ordering::SeqCst), 0, "read only before a retry");
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test(start_paused = true)]
+async fn a_fallbacks_answer_is_a_success_to_the_caller_and_a_failure_to_the_metrics() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let backend = Backend::default();
+    backend.down.store(true, Ordering::SeqCst);
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        ResilienceLayer::builder(ResilienceConfig::default().circuit_breaker(breaker(1)))
+            .fallback(service_fn(fallback))
+            .build()
+            .unwrap()
+    });
+    let mut svc = layer.layer(backend.service());
+    call(&mut svc, 1).await.unwrap_err();
+    for id in 0..3 {
+        assert_eq!(
+            call(&mut svc, id).await.unwrap(),
+            format!("user {id} (fallback)")
+        );
+    }
+    let failures = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let failure = key.name() == "bulwark_requests_total"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "outcome" && l.value() == "failure");
+            match (failure, value) {
+                (true, DebugValue::Counter(n)) => Some(n),
+                _ => None,
+            }
+        });
+    assert_eq!(
+        failures,
+        Some(4),
+        "the error and the three degraded answers"
+    );
+}
+
 #[test]
 fn missing_parts_and_bad_values_are_typed_errors_naming_the_field() {
     fn field(result: Result<ResilienceLayer<u32, String>, tower_bulwark::ConfigError>) -> String {

@@ -201,3 +201,152 @@ async fn a_clone_keeps_the_deadline() {
     let err = clone.ready().await.unwrap().call(1).await.unwrap_err();
     assert!(err.is::<Elapsed>());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_readiness_is_bounded_by_the_deadline() {
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<u32, u32, _>(TimeoutLayer::new(DEADLINE).unwrap());
+    handle.allow(0);
+    assert_pending!(svc.poll_ready());
+    tokio::time::advance(DEADLINE - Duration::from_millis(1)).await;
+    assert_pending!(svc.poll_ready());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    // Never ready within the deadline: ready, and the call fails at once
+    // without reaching the inner service.
+    assert_ready_ok!(svc.poll_ready());
+    let mut response = tokio_test::task::spawn(svc.call(1));
+    let err = assert_ready_err!(response.poll());
+    assert!(err.is::<Elapsed>(), "{err}");
+    assert!(matches!(handle.poll_request(), Poll::Pending), "not sent");
+
+    // The next wait has a deadline of its own.
+    assert_pending!(svc.poll_ready());
+    handle.allow(1);
+    assert_ready_ok!(svc.poll_ready());
+    let response = tokio_test::task::spawn(svc.call(2));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request, 2);
+    send.send_response(2);
+    assert_eq!(response.await.unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_never_ready_is_answered_by_the_fallback() {
+    let (inner, mut handle) = mock::pair::<u32, String>();
+    handle.allow(0);
+    let layer = TimeoutLayer::new(DEADLINE).unwrap().fallback(delayed(
+        Duration::ZERO,
+        "backup",
+        Arc::default(),
+    ));
+    let mut svc = tower::Layer::layer(&layer, inner);
+    let start = tokio::time::Instant::now();
+    let answer = svc.ready().await.unwrap().call(4).await.unwrap();
+    assert_eq!(answer, "backup 4");
+    assert_eq!(start.elapsed(), DEADLINE);
+}
+
+#[cfg(all(feature = "balance", feature = "circuit-breaker"))]
+mod beneath {
+    //! What the recording layers beneath a timeout learn of the calls it
+    //! cuts off, and of calls their callers drop.
+    use super::*;
+    use tower_bulwark::balance::{BalanceConfig, LoadBalance, OutlierDetection, Strategy};
+    use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer, CircuitState};
+
+    /// Two endpoints: `ok` answers at once, `hung` after an hour.
+    fn balancer() -> LoadBalance<
+        &'static str,
+        impl Service<u32, Response = String, Error = BoxError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    > {
+        let endpoint = |name: &'static str, delay: Duration| {
+            service_fn(move |id: u32| async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, BoxError>(format!("{name} {id}"))
+            })
+        };
+        let config = BalanceConfig::default()
+            .strategy(Strategy::RoundRobin)
+            .outlier_detection(
+                OutlierDetection::default()
+                    .consecutive_failures(Some(2))
+                    .ejection_time(Duration::from_secs(60), Duration::from_secs(60)),
+            );
+        LoadBalance::new(
+            config,
+            [
+                ("ok", endpoint("ok", Duration::ZERO)),
+                ("hung", endpoint("hung", Duration::from_secs(3600))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn ejected(lb: &LoadBalance<&'static str, impl Sized>) -> Vec<&'static str> {
+        lb.endpoints()
+            .into_iter()
+            .filter(|e| e.ejected)
+            .map(|e| e.key)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_that_hangs_is_ejected() {
+        let lb = balancer();
+        let mut svc = Timeout::new(lb.clone(), DEADLINE).unwrap();
+        let mut timeouts = 0;
+        for id in 0..10 {
+            match svc.ready().await.unwrap().call(id).await {
+                Ok(answer) => assert!(answer.starts_with("ok")),
+                Err(e) => {
+                    assert!(e.is::<Elapsed>());
+                    timeouts += 1;
+                }
+            }
+        }
+        assert_eq!(timeouts, 2, "two calls cut off, then the endpoint is out");
+        assert_eq!(ejected(&lb), vec!["hung"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_their_callers_drop_count_nothing() {
+        let lb = balancer();
+        let mut svc = Timeout::new(lb.clone(), DEADLINE).unwrap();
+        for id in 0..10 {
+            let call = svc.ready().await.unwrap().call(id);
+            // The caller gives up before the deadline.
+            let _ = tokio::time::timeout(DEADLINE / 2, call).await;
+        }
+        assert!(ejected(&lb).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_breaker_beneath_counts_a_cut_off_call_as_a_failure() {
+        let breaker =
+            CircuitBreakerLayer::new(CircuitBreakerConfig::default().consecutive_failures(2))
+                .unwrap();
+        let handle = breaker.handle();
+        let hangs = service_fn(|_: u32| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, BoxError>(())
+        });
+        let mut svc = Timeout::new(tower::Layer::layer(&breaker, hangs), DEADLINE).unwrap();
+        for id in 0..2 {
+            let _ = tokio::time::timeout(DEADLINE / 2, svc.ready().await.unwrap().call(id)).await;
+        }
+        assert_eq!(
+            handle.state(),
+            CircuitState::Closed,
+            "dropped calls: nothing"
+        );
+        for id in 0..2 {
+            let err = svc.ready().await.unwrap().call(id).await.unwrap_err();
+            assert!(err.is::<Elapsed>());
+        }
+        assert_eq!(handle.state(), CircuitState::Open, "cut off twice: open");
+    }
+}
