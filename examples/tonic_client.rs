@@ -11,7 +11,7 @@
 //! The greeter on 127.0.0.1 fails for a while, with `UNAVAILABLE` in its
 //! trailers: the breaker opens after three failures, and the calls that
 //! follow get `UNAVAILABLE` from the breaker without reaching the server.
-//! No `protoc` is needed.
+//! No `protoc` is needed. The README shows `greeter` as it is here.
 //!
 //! ```text
 //! cargo run --example tonic_client --features grpc
@@ -21,19 +21,18 @@ mod greeter;
 
 use std::time::Duration;
 
-use tonic::Code;
+use tonic::transport::Channel;
 use tower::{BoxError, Layer};
-use tower_bulwark::circuit_breaker::error::CircuitOpen;
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, OpenDuration};
-use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+use tower_bulwark::classify::GrpcClassifier;
+use tower_bulwark::stack::{Grpc, NoCache, ResilienceConfig, ResilienceLayer, ResilienceService};
 
-use greeter::{Greeter, HelloReply, HelloRequest, SAY_HELLO};
+/// A tonic `Channel` behind every layer of the stack, as a gRPC client.
+type Greeter = tonic::client::Grpc<
+    ResilienceService<Channel, http::Request<tonic::body::Body>, GrpcClassifier, NoCache, Grpc>,
+>;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), BoxError> {
-    let greeter = Greeter::default();
-    let server = greeter::serve(greeter.clone()).await?;
-
+fn greeter(channel: Channel) -> Result<Greeter, BoxError> {
     let layer = ResilienceLayer::builder(
         ResilienceConfig::default()
             .service("greeter")
@@ -46,10 +45,22 @@ async fn main() -> Result<(), BoxError> {
     )
     .grpc()
     .build()?;
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())?.connect_lazy();
-    let mut client = tonic::client::Grpc::new(layer.layer(channel));
+    Ok(tonic::client::Grpc::new(layer.layer(channel)))
+}
 
-    greeter.fail(true);
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), BoxError> {
+    use greeter::{HelloReply, HelloRequest, SAY_HELLO};
+    use tonic::Code;
+    use tower_bulwark::circuit_breaker::error::CircuitOpen;
+
+    // The server, told to fail with UNAVAILABLE in its trailers.
+    let service = greeter::Greeter::default();
+    let server = greeter::serve(service.clone()).await?;
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())?.connect_lazy();
+    let mut client = greeter(channel)?;
+
+    service.fail(true);
     for n in 1..=6 {
         client.ready().await?;
         let codec = tonic_prost::ProstCodec::<HelloRequest, HelloReply>::default();
@@ -74,7 +85,7 @@ async fn main() -> Result<(), BoxError> {
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(from_breaker, n > 3, "open after three failures");
     }
-    assert_eq!(greeter.calls(), 3, "no call reached the server once open");
+    assert_eq!(service.calls(), 3, "no call reached the server once open");
     Ok(())
 }
 

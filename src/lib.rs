@@ -72,7 +72,21 @@
 //! `err.is::<CircuitOpen>()`, `err.is::<NoEndpointAvailable>()` or
 //! `err.is::<Elapsed>()` (tower's own
 //! `Elapsed`, so existing checks keep working). A layer that cannot fail on
-//! its own keeps the inner error type.
+//! its own keeps the inner error type. Errors keep their type through every
+//! layer, a cache's shared call included; [`error`] maps them to the HTTP
+//! responses and `tonic::Status`es a caller answers with (`CircuitOpen`:
+//! 503 with `Retry-After`, or `UNAVAILABLE`; `Elapsed`: 504, or
+//! `DEADLINE_EXCEEDED`).
+//!
+//! # Real clients
+//!
+//! The layers, and [`ResilienceLayer`](stack::ResilienceLayer), wrap
+//! `reqwest::Client`, hyper-util's `Client` and tonic's `Channel` as they
+//! are; see the [`stack`] module for the builder's `http()`, `reqwest()`
+//! and `grpc()`, [`classify`] for the classifiers they use, and [`grpc`]
+//! for how gRPC statuses in trailers are recorded when the body ends.
+//! Retries and hedges copy only requests that are safe to repeat
+//! ([`request::Idempotent`]) unless you choose otherwise.
 //!
 //! # Metrics
 //!
@@ -119,7 +133,9 @@
 //! | `timeout` | yes | [`timeout`] |
 //! | `metrics` | yes | [`metrics`] and metrics from every enabled layer |
 //! | `stack` | yes | [`stack`]: every layer above, assembled by `ResilienceLayer` |
-//! | `http` | no | [`classify::HttpClassifier`] for `http::Response` |
+//! | `http` | yes | [`classify::HttpClassifier`] for `http::Response`, [`request::Idempotent`] for `http::Request`, the HTTP answers of [`error`] |
+//! | `reqwest` | no | the same for `reqwest::Response` and `reqwest::Request` (depends on `reqwest`, without its default features) |
+//! | `grpc` | no | [`classify::GrpcClassifier`], [`grpc`], `tonic::Status` answers (depends on `tonic`, without its default features) |
 //! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
 //! | `full` | no | all of the above |
 //!
@@ -180,8 +196,9 @@ mod budget;
 #[cfg(any(feature = "retry", feature = "hedge"))]
 pub mod request;
 
-// Compiles the README's examples as doctests.
-#[cfg(doctest)]
+// Compiles the README's examples as doctests (they use every feature, as
+// the README's test command does).
+#[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

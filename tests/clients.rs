@@ -308,6 +308,118 @@ async fn each_layer_alone_wraps_a_reqwest_client() {
     assert!(hits.greetings() - before >= 5);
 }
 
+/// Each layer alone wraps hyper-util's `Client` as it is.
+#[tokio::test]
+async fn each_layer_alone_wraps_a_hyper_client() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let (url, hits, _server) = server(false).await;
+    let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let get = || {
+        http::Request::get(format!("{url}/ok"))
+            .body(Full::default())
+            .unwrap()
+    };
+    let http = HttpClassifier::default();
+
+    let mut timeout = TimeoutLayer::new(Duration::from_secs(5))
+        .unwrap()
+        .layer(hyper.clone());
+    let mut breaker = CircuitBreakerLayer::new(CircuitBreakerConfig::default())
+        .unwrap()
+        .classify(http)
+        .layer(hyper.clone());
+    let mut metrics = MetricsLayer::new("alone")
+        .classify(http)
+        .layer(hyper.clone());
+    let mut retry = RetryLayer::new(RetryConfig::default())
+        .unwrap()
+        .classify(http)
+        .clone_requests_with(Idempotent)
+        .respect_retry_after()
+        .layer(hyper.clone());
+    let mut hedge = HedgeLayer::new(HedgeConfig::default())
+        .unwrap()
+        .clone_requests_with(Idempotent)
+        .classify(http)
+        .layer(hyper.clone());
+    let mut balance =
+        tower_bulwark::balance::LoadBalance::new(BalanceConfig::default(), [("one", hyper)])
+            .unwrap()
+            .classify(http);
+
+    for _ in 0..2 {
+        assert_eq!(
+            timeout
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            breaker
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            metrics
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            retry
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            hedge
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            balance
+                .ready()
+                .await
+                .unwrap()
+                .call(get())
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(hits.greetings(), 0);
+}
+
 /// Endpoints of a balancer: one answers, one hangs on every request.
 #[tokio::test]
 async fn a_hung_endpoint_is_ejected() {

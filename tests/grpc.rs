@@ -217,3 +217,103 @@ async fn outlier_detection_ejects_an_endpoint_failing_in_trailers() {
     assert_eq!(good.calls(), 18);
     assert_eq!(*ejected.lock().unwrap(), vec!["bad".to_string()]);
 }
+
+/// Each layer alone wraps a tonic `Channel` as it is, under `GrpcOutcome`,
+/// and `tonic::client::Grpc` takes the result.
+#[tokio::test]
+async fn each_layer_alone_wraps_a_tonic_channel() {
+    use tower_bulwark::balance::LoadBalance;
+    use tower_bulwark::circuit_breaker::CircuitBreakerLayer;
+    use tower_bulwark::classify::GrpcClassifier;
+    use tower_bulwark::grpc::GrpcOutcomeLayer;
+    use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
+    use tower_bulwark::metrics::MetricsLayer;
+    use tower_bulwark::retry::{RetryConfig, RetryLayer};
+    use tower_bulwark::timeout::TimeoutLayer;
+
+    type Request = http::Request<tonic::body::Body>;
+    /// gRPC calls are POSTs: not copied, so never sent twice.
+    fn never(_: &Request) -> Option<Request> {
+        None
+    }
+
+    let greeter = Greeter::default();
+    let server = greeter::serve(greeter.clone()).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect_lazy();
+    let grpc = GrpcClassifier::default();
+    let outer = || ServiceBuilder::new().layer(GrpcOutcomeLayer::new());
+
+    let mut timeout = tonic::client::Grpc::new(
+        outer()
+            .layer(TimeoutLayer::new(Duration::from_secs(5)).unwrap())
+            .service(channel.clone()),
+    );
+    let mut breaker = tonic::client::Grpc::new(
+        outer()
+            .layer(
+                CircuitBreakerLayer::new(CircuitBreakerConfig::default())
+                    .unwrap()
+                    .classify(grpc),
+            )
+            .service(channel.clone()),
+    );
+    let mut metrics = tonic::client::Grpc::new(
+        outer()
+            .layer(MetricsLayer::new("greeter").classify(grpc))
+            .service(channel.clone()),
+    );
+    let mut retry = tonic::client::Grpc::new(
+        outer()
+            .layer(
+                RetryLayer::new(RetryConfig::default())
+                    .unwrap()
+                    .classify(grpc)
+                    .clone_requests_with(never),
+            )
+            .service(channel.clone()),
+    );
+    let mut hedge = tonic::client::Grpc::new(
+        outer()
+            .layer(
+                HedgeLayer::new(HedgeConfig::default())
+                    .unwrap()
+                    .classify(grpc)
+                    .clone_requests_with(never),
+            )
+            .service(channel.clone()),
+    );
+    let balancer = LoadBalance::new(BalanceConfig::default(), [("one", channel)])
+        .unwrap()
+        .classify(grpc);
+    let mut balance = tonic::client::Grpc::new(outer().service(balancer));
+
+    for n in 0..2 {
+        assert_eq!(
+            say_hello(&mut timeout, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+        assert_eq!(
+            say_hello(&mut breaker, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+        assert_eq!(
+            say_hello(&mut metrics, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+        assert_eq!(
+            say_hello(&mut retry, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+        assert_eq!(
+            say_hello(&mut hedge, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+        assert_eq!(
+            say_hello(&mut balance, n).await.unwrap(),
+            format!("hello call {n}")
+        );
+    }
+    assert_eq!(greeter.calls(), 12);
+}

@@ -340,8 +340,14 @@ where
     }
 }
 
-impl<K, S> Drop for Ticket<K, S> {
-    fn drop(&mut self) {
+impl<K, S> Ticket<K, S> {
+    /// Dropped before completion: gives the pending place and the permit
+    /// back, and teaches the estimate what it can; a failure if the crate's
+    /// own timeout cut the call off. Out of line: the success path only
+    /// checks that nothing is left to do.
+    #[cold]
+    #[inline(never)]
+    fn dropped_unfinished(&mut self) {
         if self.in_flight && cut_off::active() {
             // Cut off by the crate's own deadline: the endpoint hung, and
             // outlier detection and the estimate learn it as a failure.
@@ -352,14 +358,23 @@ impl<K, S> Drop for Ticket<K, S> {
             self.endpoint.pending.fetch_sub(1, Relaxed);
         }
         if self.in_flight && self.sent_at != 0 {
-            // A call dropped before its answer (a timeout, a lost hedge)
-            // took at least this long: the estimate learns that much. An
-            // endpoint slower than the caller's deadline would otherwise
-            // never be seen to be slow, and keep its share of the calls.
+            // A call dropped before its answer (a lost hedge, a caller
+            // that gave up) took at least this long: the estimate learns
+            // that much. An endpoint slower than the caller's patience
+            // would otherwise never be seen to be slow.
             self.endpoint.observe_since(self.sent_at, Observed::Answer);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
             breaker.release(permit);
+        }
+    }
+}
+
+impl<K, S> Drop for Ticket<K, S> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.in_flight || self.permit.is_some() {
+            self.dropped_unfinished();
         }
     }
 }

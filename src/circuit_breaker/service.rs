@@ -212,10 +212,24 @@ impl Record for Call {
     }
 }
 
-impl Drop for Call {
-    fn drop(&mut self) {
-        if self.reservation.permit.is_some() && cut_off::active() {
+impl Call {
+    /// Dropped with its outcome unrecorded: a failure if the crate's own
+    /// timeout cut the call off; otherwise the reservation gives the permit
+    /// back. Out of line: the success path only checks for a permit.
+    #[cold]
+    #[inline(never)]
+    fn dropped_unfinished(&mut self) {
+        if cut_off::active() {
             self.record(Outcome::Failure);
+        }
+    }
+}
+
+impl Drop for Call {
+    #[inline]
+    fn drop(&mut self) {
+        if self.reservation.permit.is_some() {
+            self.dropped_unfinished();
         }
     }
 }

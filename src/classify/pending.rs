@@ -1,4 +1,9 @@
 //! Outcomes known only when a response's body ends.
+//!
+//! Only the gRPC classifier (feature `grpc`) makes one today; without it,
+//! [`PendingOutcome`] exists for [`Classify::at_end`](super::Classify::at_end)'s
+//! signature and is never made.
+#![cfg_attr(not(feature = "grpc"), allow(dead_code))]
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,7 +59,6 @@ pub struct PendingOutcome {
 }
 
 struct Shared {
-    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     judge: Judge,
     state: Mutex<State>,
 }

@@ -99,6 +99,18 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
     /// Caches requests under `key` (`None`: not cached). Needed when the
     /// configuration has a `cache` section; the cache stores copies of
     /// responses, so they must be `Clone` (collect a streaming body first).
+    ///
+    /// That is asked here, so a response type that is not `Clone` (a
+    /// `reqwest::Response`, an `http::Response<Incoming>`) is refused at
+    /// this call, with the missing `Clone` named:
+    ///
+    /// ```compile_fail,E0277
+    /// use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+    ///
+    /// struct Streaming; // a response that cannot be copied
+    /// let builder = ResilienceLayer::<u32, Streaming>::builder(ResilienceConfig::default())
+    ///     .cache_key(|id: &u32| Some(*id));
+    /// ```
     pub fn cache_key<K2, F>(self, key: F) -> ResilienceBuilder<Req, Res, C, K2, P>
     where
         F: Fn(&Req) -> Option<K2> + Send + Sync + 'static,
@@ -120,6 +132,16 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
     /// Copies every request with `Clone` for retries and hedges. Only for
     /// requests that are all safe to send twice; see
     /// [`clone_requests_with`](Self::clone_requests_with).
+    ///
+    /// A request type that is not `Clone` is refused at this call:
+    ///
+    /// ```compile_fail,E0277
+    /// use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+    ///
+    /// struct Upload; // a request with a streaming body
+    /// let builder = ResilienceLayer::<Upload, String>::builder(ResilienceConfig::default())
+    ///     .clone_requests();
+    /// ```
     pub fn clone_requests(self) -> Self
     where
         Req: Clone + 'static,
@@ -180,6 +202,7 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
     }
 
     /// Sets the parts an HTTP or gRPC profile gives at once.
+    #[cfg(feature = "http")]
     fn profile<C2, P2>(self, classifier: C2) -> ResilienceBuilder<Req, Res, C2, K, P2> {
         ResilienceBuilder {
             config: self.config,
