@@ -219,6 +219,19 @@ async fn the_wait_for_readiness_is_bounded_by_the_deadline() {
     assert!(err.is::<Elapsed>(), "{err}");
     assert!(matches!(handle.poll_request(), Poll::Pending), "not sent");
 
+    // Expired and not called: once the inner service is ready, a call goes
+    // through after all.
+    assert_pending!(svc.poll_ready());
+    tokio::time::advance(DEADLINE).await;
+    assert_ready_ok!(svc.poll_ready());
+    handle.allow(1);
+    assert_ready_ok!(svc.poll_ready());
+    let response = tokio_test::task::spawn(svc.call(9));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request, 9);
+    send.send_response(9);
+    assert_eq!(response.await.unwrap(), 9);
+
     // The next wait has a deadline of its own.
     assert_pending!(svc.poll_ready());
     handle.allow(1);

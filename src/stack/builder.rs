@@ -201,6 +201,23 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
         self
     }
 
+    /// The parts of an HTTP client, for `http` and `reqwest` types alike.
+    #[cfg(feature = "http")]
+    fn http_parts(
+        self,
+    ) -> ResilienceBuilder<Req, Res, crate::classify::HttpClassifier, K, super::Http>
+    where
+        crate::request::Idempotent: CloneRequest<Req>,
+        crate::retry::HttpRetryAfter: crate::retry::RetryAfter<Res>,
+        Req: 'static,
+        Res: 'static,
+    {
+        use crate::retry::RetryAfter;
+        self.clone_requests_with(crate::request::Idempotent)
+            .retry_after(|response: &Res| crate::retry::HttpRetryAfter.retry_after(response))
+            .profile(crate::classify::HttpClassifier::default())
+    }
+
     /// Sets the parts an HTTP or gRPC profile gives at once.
     #[cfg(feature = "http")]
     fn profile<C2, P2>(self, classifier: C2) -> ResilienceBuilder<Req, Res, C2, K, P2> {
@@ -395,12 +412,9 @@ impl<ReqB, ResB, C, K, P> ResilienceBuilder<http::Request<ReqB>, http::Response<
     >
     where
         ReqB: Clone + 'static,
+        ResB: 'static,
     {
-        self.clone_requests_with(crate::request::Idempotent)
-            .retry_after(|response: &http::Response<ResB>| {
-                crate::retry::RetryAfter::retry_after(&crate::retry::HttpRetryAfter, response)
-            })
-            .profile(crate::classify::HttpClassifier::default())
+        self.http_parts()
     }
 }
 
@@ -418,11 +432,7 @@ impl<C, K, P> ResilienceBuilder<reqwest::Request, reqwest::Response, C, K, P> {
         K,
         super::Http,
     > {
-        self.clone_requests_with(crate::request::Idempotent)
-            .retry_after(|response: &reqwest::Response| {
-                crate::retry::RetryAfter::retry_after(&crate::retry::HttpRetryAfter, response)
-            })
-            .profile(crate::classify::HttpClassifier::default())
+        self.http_parts()
     }
 }
 

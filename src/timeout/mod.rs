@@ -201,14 +201,16 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.readiness.expired {
-            return Poll::Ready(Ok(()));
-        }
         match self.inner.poll_ready(cx) {
             Poll::Ready(ready) => {
+                // Ready after all (even after the deadline, if the caller
+                // never made the call that would have failed): the call
+                // goes through.
                 self.readiness.armed = false;
+                self.readiness.expired = false;
                 Poll::Ready(ready.map_err(Into::into))
             }
+            Poll::Pending if self.readiness.expired => Poll::Ready(Ok(())),
             Poll::Pending if self.readiness.poll_expired(self.timeout, cx) => Poll::Ready(Ok(())),
             Poll::Pending => Poll::Pending,
         }
