@@ -381,6 +381,48 @@ async fn a_fallbacks_answer_is_a_success_to_the_caller_and_a_failure_to_the_metr
     );
 }
 
+/// An endpoint that pushes back forever: never ready.
+#[derive(Clone)]
+struct PushesBack;
+
+impl Service<u32> for PushesBack {
+    type Response = String;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<String, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        std::future::ready(Err("called without being ready".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timeout_bounds_the_wait_for_an_endpoint_that_pushes_back() {
+    let layer = ResilienceLayer::new(
+        ResilienceConfig::default()
+            .timeout(Duration::from_millis(100))
+            .circuit_breaker(breaker(3)),
+    )
+    .unwrap();
+    let mut svc = layer
+        .balance([("a", PushesBack), ("b", PushesBack)])
+        .unwrap();
+    for _ in 0..3 {
+        let start = tokio::time::Instant::now();
+        let err = call(&mut svc, 1).await.unwrap_err();
+        assert!(err.is::<Elapsed>(), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+    }
+    // The breaker counted them: a service that never takes a call fails.
+    assert_eq!(layer.circuit_breaker().unwrap().state(), CircuitState::Open);
+}
+
 #[test]
 fn missing_parts_and_bad_values_are_typed_errors_naming_the_field() {
     fn field(result: Result<ResilienceLayer<u32, String>, tower_bulwark::ConfigError>) -> String {
