@@ -13,6 +13,11 @@
 //! Its readiness is only polled when it is about to be used, so a slow or
 //! busy fallback never holds back the primary path.
 //!
+//! On a server, [`Respond`](crate::server::Respond) (feature `http`) makes
+//! the layer answer by itself, with the HTTP response or gRPC status the
+//! cause means, and keep the inner service's error type (axum's
+//! `Infallible`); see [`crate::server`].
+//!
 //! # Example
 //!
 //! ```
@@ -40,6 +45,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::BoxError;
+use crate::error::ErrorKind;
 
 /// The default: the layer answers with its own error (`CircuitOpen`,
 /// `Elapsed`) and no other service is called.
@@ -71,24 +77,80 @@ mod sealed {
     impl<F> Sealed for super::WithFallback<F> {}
     #[cfg(feature = "stack")]
     impl<Req, Res> Sealed for super::OptionalFallback<Req, Res> {}
+    #[cfg(feature = "http")]
+    impl<P> Sealed for crate::server::Respond<P> {}
+
+    pub trait SealedCause {}
+    #[cfg(feature = "circuit-breaker")]
+    impl SealedCause for crate::circuit_breaker::error::CircuitOpen {}
+    impl SealedCause for tower::timeout::error::Elapsed {}
 }
 
-/// What a layer does with a request it will not send to its inner service:
-/// implemented by [`NoFallback`], [`WithFallback`] and `OptionalFallback`
-/// only.
-pub trait Fallback<Req, Res>: sealed::Sealed {
+/// Why a layer does not send a request on: the breaker's
+/// [`CircuitOpen`](crate::circuit_breaker::error::CircuitOpen) or the
+/// timeout's [`Elapsed`](crate::timeout::error::Elapsed). What a fallback is
+/// given with the request.
+pub trait Cause: Into<BoxError> + sealed::SealedCause {
+    /// What it means to a caller.
+    fn kind(&self) -> ErrorKind;
+}
+
+#[cfg(feature = "circuit-breaker")]
+impl Cause for crate::circuit_breaker::error::CircuitOpen {
+    #[inline]
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::CircuitOpen {
+            retry_after: self.retry_after(),
+        }
+    }
+}
+
+impl Cause for tower::timeout::error::Elapsed {
+    #[inline]
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Elapsed
+    }
+}
+
+/// How a layer's errors look with this fallback: the inner service's
+/// errors boxed into a [`BoxError`] beside the layer's own (with
+/// [`NoFallback`] and [`WithFallback`]), or kept as they are when the layer
+/// answers by itself ([`Respond`](crate::server::Respond): axum's
+/// `Infallible` stays `Infallible`).
+pub trait ErrorPolicy: sealed::Sealed {
+    /// The layer's error, for an inner service failing with `E`.
+    type Error<E>;
+
+    /// An error of the inner service, as the layer returns it.
+    fn inner<E: Into<BoxError>>(error: E) -> Self::Error<E>;
+}
+
+/// What a layer does with a request it will not send to its inner service
+/// (whose errors are `E`): implemented by [`NoFallback`], [`WithFallback`],
+/// [`Respond`](crate::server::Respond) and `OptionalFallback` only.
+pub trait Fallback<Req, Res, E>: ErrorPolicy {
     /// The future answering a request sent to the fallback.
-    type Future: Future<Output = Result<Res, BoxError>>;
+    type Future: Future<Output = Result<Res, Self::Error<E>>>;
 
     /// Whether the fallback is ready for [`call`](Fallback::call).
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error<E>>>;
 
     /// Answers `req`: [`NoFallback`] fails with `cause`, [`WithFallback`]
-    /// calls its service (and drops `cause` without boxing it).
-    fn call<E: Into<BoxError>>(&mut self, req: Req, cause: E) -> Self::Future;
+    /// calls its service (and drops `cause` without boxing it),
+    /// [`Respond`](crate::server::Respond) answers what `cause` means.
+    fn call<C: Cause>(&mut self, req: Req, cause: C) -> Self::Future;
 }
 
-impl<Req, Res> Fallback<Req, Res> for NoFallback {
+impl ErrorPolicy for NoFallback {
+    type Error<E> = BoxError;
+
+    #[inline]
+    fn inner<E: Into<BoxError>>(error: E) -> BoxError {
+        error.into()
+    }
+}
+
+impl<Req, Res, E> Fallback<Req, Res, E> for NoFallback {
     type Future = Ready<Result<Res, BoxError>>;
 
     #[inline]
@@ -97,12 +159,21 @@ impl<Req, Res> Fallback<Req, Res> for NoFallback {
     }
 
     #[inline]
-    fn call<E: Into<BoxError>>(&mut self, _req: Req, cause: E) -> Self::Future {
+    fn call<C: Cause>(&mut self, _req: Req, cause: C) -> Self::Future {
         std::future::ready(Err(cause.into()))
     }
 }
 
-impl<F, Req, Res> Fallback<Req, Res> for WithFallback<F>
+impl<F> ErrorPolicy for WithFallback<F> {
+    type Error<E> = BoxError;
+
+    #[inline]
+    fn inner<E: Into<BoxError>>(error: E) -> BoxError {
+        error.into()
+    }
+}
+
+impl<F, Req, Res, E> Fallback<Req, Res, E> for WithFallback<F>
 where
     F: Service<Req, Response = Res>,
     F::Error: Into<BoxError>,
@@ -115,54 +186,81 @@ where
     }
 
     #[inline]
-    fn call<E: Into<BoxError>>(&mut self, req: Req, _cause: E) -> Self::Future {
+    fn call<C: Cause>(&mut self, req: Req, _cause: C) -> Self::Future {
         FallbackFuture {
             inner: self.service.call(req),
         }
     }
 }
 
+/// A fallback that answers at once, always ready: [`NoFallback`] and
+/// [`Respond`](crate::server::Respond). A breaker per key decides only when
+/// it has the request, after readiness, so it takes only these.
+pub trait Immediate: sealed::Sealed {}
+
+impl Immediate for NoFallback {}
+
 /// A fallback that a request can be handed to later, after it has been sent
 /// to the inner service: what [`Timeout`](crate::timeout::Timeout) needs.
-pub trait DeferredFallback<Req, Res>: Fallback<Req, Res> + Sized {
-    /// What is kept of a request before it is sent on: for [`WithFallback`],
-    /// a clone of the fallback service and of the request; for
-    /// [`NoFallback`], nothing, so no clone is made and `Req` need not be
-    /// `Clone`.
-    fn keep(&self, req: &Req) -> Option<(Self, Req)>;
+pub trait DeferredFallback<Req, Res, E>: Fallback<Req, Res, E> + Sized {
+    /// What is kept of a request before it is sent on, for the fallback:
+    /// for [`WithFallback`], a clone of it; for [`NoFallback`] and
+    /// [`Respond`](crate::server::Respond), nothing, so no copy is made
+    /// and `Req` need not be `Clone`.
+    type Kept;
 
-    /// A fallback for `req` itself, which will not be sent on: for
-    /// [`WithFallback`], a clone of the fallback service; for
-    /// [`NoFallback`], nothing (the request is dropped).
-    fn take(&self, req: Req) -> Option<(Self, Req)>;
+    /// A copy of the fallback, and what it keeps of `req`, which is about
+    /// to be sent on.
+    fn keep(&self, req: &Req) -> (Self, Self::Kept);
+
+    /// A copy of the fallback, and what it keeps of `req`, which will not
+    /// be sent on.
+    fn take(&self, req: Req) -> (Self, Self::Kept);
+
+    /// Answers the request `kept` was kept of, as [`Fallback::call`].
+    fn call_kept<C: Cause>(&mut self, kept: Self::Kept, cause: C) -> Self::Future;
 }
 
-impl<Req, Res> DeferredFallback<Req, Res> for NoFallback {
+impl<Req, Res, E> DeferredFallback<Req, Res, E> for NoFallback {
+    type Kept = ();
+
     #[inline]
-    fn keep(&self, _req: &Req) -> Option<(Self, Req)> {
-        None
+    fn keep(&self, _req: &Req) -> (Self, ()) {
+        (NoFallback, ())
     }
 
     #[inline]
-    fn take(&self, _req: Req) -> Option<(Self, Req)> {
-        None
+    fn take(&self, _req: Req) -> (Self, ()) {
+        (NoFallback, ())
+    }
+
+    #[inline]
+    fn call_kept<C: Cause>(&mut self, _kept: (), cause: C) -> Self::Future {
+        std::future::ready(Err(cause.into()))
     }
 }
 
-impl<F, Req, Res> DeferredFallback<Req, Res> for WithFallback<F>
+impl<F, Req, Res, E> DeferredFallback<Req, Res, E> for WithFallback<F>
 where
     F: Service<Req, Response = Res> + Clone,
     F::Error: Into<BoxError>,
     Req: Clone,
 {
+    type Kept = Req;
+
     #[inline]
-    fn keep(&self, req: &Req) -> Option<(Self, Req)> {
-        Some((self.clone(), req.clone()))
+    fn keep(&self, req: &Req) -> (Self, Req) {
+        (self.clone(), req.clone())
     }
 
     #[inline]
-    fn take(&self, req: Req) -> Option<(Self, Req)> {
-        Some((self.clone(), req))
+    fn take(&self, req: Req) -> (Self, Req) {
+        (self.clone(), req)
+    }
+
+    #[inline]
+    fn call_kept<C: Cause>(&mut self, kept: Req, cause: C) -> Self::Future {
+        Fallback::<Req, Res, E>::call(self, kept, cause)
     }
 }
 
@@ -317,7 +415,16 @@ mod optional {
         }
     }
 
-    impl<Req, Res> Fallback<Req, Res> for OptionalFallback<Req, Res> {
+    impl<Req, Res> ErrorPolicy for OptionalFallback<Req, Res> {
+        type Error<E> = BoxError;
+
+        #[inline]
+        fn inner<E: Into<BoxError>>(error: E) -> BoxError {
+            error.into()
+        }
+    }
+
+    impl<Req, Res, E> Fallback<Req, Res, E> for OptionalFallback<Req, Res> {
         type Future = OptionalFallbackFuture<Res>;
 
         #[inline]
@@ -329,7 +436,7 @@ mod optional {
         }
 
         #[inline]
-        fn call<E: Into<BoxError>>(&mut self, req: Req, cause: E) -> Self::Future {
+        fn call<C: Cause>(&mut self, req: Req, cause: C) -> Self::Future {
             match self.service() {
                 Some(service) => OptionalFallbackFuture {
                     state: State::Service {

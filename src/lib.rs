@@ -179,10 +179,14 @@ pub mod fallback;
 pub mod grpc;
 #[cfg(feature = "hedge")]
 pub mod hedge;
+#[cfg(feature = "keyed")]
+pub mod key;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
+#[cfg(all(feature = "http", any(feature = "circuit-breaker", feature = "timeout")))]
+pub mod server;
 #[cfg(feature = "stack")]
 pub mod stack;
 mod telemetry;

@@ -46,31 +46,120 @@ impl Gauge {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Histogram;
 
-/// The `service` label of one layer's series, and the factory of its handles.
+/// What every metric of the crate measures: the HELP text each series is
+/// registered with, in one place. A test checks that every metric a layer
+/// emits is here, and that the crate docs' table lists the same names.
+pub(crate) const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "bulwark_requests_total",
+        "Calls through the Metrics layer, by outcome (success, failure, ignored, cancelled).",
+    ),
+    (
+        "bulwark_request_duration_seconds",
+        "Time from call to answer of the calls that finished.",
+    ),
+    ("bulwark_requests_in_flight", "Calls under way."),
+    (
+        "bulwark_cache_requests_total",
+        "Cache lookups by result (hit, miss, stale, coalesced).",
+    ),
+    ("bulwark_cache_entries", "Entries stored in the cache."),
+    (
+        "bulwark_cache_evictions_total",
+        "Cache entries evicted to make room.",
+    ),
+    (
+        "bulwark_retry_requests_total",
+        "First attempts seen by the retry layer.",
+    ),
+    ("bulwark_retry_retries_total", "Retries sent."),
+    (
+        "bulwark_retry_budget_exhausted_total",
+        "Retries the retry budget refused.",
+    ),
+    (
+        "bulwark_circuit_state",
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    ),
+    (
+        "bulwark_circuit_transitions_total",
+        "Circuit breaker state changes, by from and to.",
+    ),
+    (
+        "bulwark_circuit_rejected_total",
+        "Calls the circuit breaker did not send on.",
+    ),
+    (
+        "bulwark_circuit_calls_total",
+        "Calls the circuit breaker let through, by outcome.",
+    ),
+    (
+        "bulwark_circuit_slow_calls_total",
+        "Calls slower than the breaker's slow-call duration.",
+    ),
+    ("bulwark_hedge_sent_total", "Second attempts (hedges) sent."),
+    ("bulwark_hedge_won_total", "Hedges that answered first."),
+    (
+        "bulwark_balance_endpoints",
+        "Endpoints of the balancer, by state (ready, ejected, pending).",
+    ),
+    (
+        "bulwark_balance_ejections_total",
+        "Endpoints ejected by outlier detection.",
+    ),
+    (
+        "bulwark_balance_requests_total",
+        "Requests sent to each endpoint.",
+    ),
+];
+
+/// The HELP text of `name`.
+fn description(name: &str) -> &'static str {
+    DESCRIPTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, help)| help)
+}
+
+/// The `service` label of one layer's series (and one more fixed label, such
+/// as a breaker's `key`), and the factory of its handles. Every series is
+/// registered with its HELP text.
 #[derive(Debug, Clone)]
 pub(crate) struct Scope {
     // `None` for a scope whose handles are all no-ops.
     service: Option<Arc<str>>,
+    fixed: Option<(&'static str, Label)>,
 }
 
 impl Scope {
     pub(crate) fn new(service: Arc<str>) -> Self {
         Scope {
             service: Some(service),
+            fixed: None,
         }
     }
 
     /// A scope that registers nothing.
     pub(crate) fn silent() -> Self {
-        Scope { service: None }
+        Scope {
+            service: None,
+            fixed: None,
+        }
+    }
+
+    /// The same scope, with `name="value"` on every series.
+    pub(crate) fn with(mut self, name: &'static str, value: Label) -> Self {
+        self.fixed = Some((name, value));
+        self
     }
 
     #[cfg(feature = "metrics")]
-    fn labels(service: &Arc<str>, extra: &[(&'static str, Label)]) -> Vec<::metrics::Label> {
+    fn labels(&self, service: &Arc<str>, extra: &[(&'static str, Label)]) -> Vec<::metrics::Label> {
         std::iter::once(::metrics::Label::new("service", service.clone()))
             .chain(
-                extra
+                self.fixed
                     .iter()
+                    .chain(extra)
                     .map(|(k, v)| ::metrics::Label::new(*k, v.clone())),
             )
             .collect()
@@ -81,7 +170,10 @@ impl Scope {
     pub(crate) fn counter(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Counter {
         #[cfg(feature = "metrics")]
         return match &self.service {
-            Some(service) => ::metrics::counter!(name, Self::labels(service, extra)),
+            Some(service) => {
+                ::metrics::describe_counter!(name, description(name));
+                ::metrics::counter!(name, self.labels(service, extra))
+            }
             None => Counter::noop(),
         };
         #[cfg(not(feature = "metrics"))]
@@ -96,7 +188,10 @@ impl Scope {
         extra: &[(&'static str, Label)],
     ) -> Histogram {
         match &self.service {
-            Some(service) => ::metrics::histogram!(name, Self::labels(service, extra)),
+            Some(service) => {
+                ::metrics::describe_histogram!(name, ::metrics::Unit::Seconds, description(name));
+                ::metrics::histogram!(name, self.labels(service, extra))
+            }
             None => Histogram::noop(),
         }
     }
@@ -106,7 +201,10 @@ impl Scope {
     pub(crate) fn gauge(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Gauge {
         #[cfg(feature = "metrics")]
         return match &self.service {
-            Some(service) => ::metrics::gauge!(name, Self::labels(service, extra)),
+            Some(service) => {
+                ::metrics::describe_gauge!(name, description(name));
+                ::metrics::gauge!(name, self.labels(service, extra))
+            }
             None => Gauge::noop(),
         };
         #[cfg(not(feature = "metrics"))]

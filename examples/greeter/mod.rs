@@ -5,8 +5,8 @@
 //! It can be told to fail: it then answers `UNAVAILABLE` in the trailers
 //! after the response headers, as a gRPC server does when a call fails
 //! after it started answering (every streaming error, and any proxy that
-//! does not send "trailers-only" responses). It counts the calls that
-//! reached it.
+//! does not send "trailers-only" responses). It can be told to be slow (a
+//! minute a call). It counts the calls that reached it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,6 +40,7 @@ pub(crate) const SAY_HELLO: &str = "/demo.Greeter/SayHello";
 #[derive(Clone, Default)]
 pub(crate) struct Greeter {
     failing: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
     calls: Arc<AtomicU32>,
 }
 
@@ -47,6 +48,12 @@ impl Greeter {
     /// Fails every call from now on (or not).
     pub(crate) fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Takes a minute to answer every call from now on (or not).
+    #[allow(dead_code)]
+    pub(crate) fn slow(&self, slow: bool) {
+        self.slow.store(slow, Ordering::SeqCst);
     }
 
     /// Calls that reached the server.
@@ -70,6 +77,24 @@ impl Drop for Server {
 
 /// Starts `greeter` on a free port of 127.0.0.1.
 pub(crate) async fn serve(greeter: Greeter) -> Result<Server, BoxError> {
+    serve_with(greeter, tower::layer::util::Identity::new()).await
+}
+
+/// Starts `greeter` behind `layer` (the server's own stack) on a free port
+/// of 127.0.0.1.
+pub(crate) async fn serve_with<L, B>(greeter: Greeter, layer: L) -> Result<Server, BoxError>
+where
+    L: tower::Layer<tonic::service::Routes> + Clone + Send + 'static,
+    L::Service: Service<http::Request<tonic::body::Body>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    <L::Service as Service<http::Request<tonic::body::Body>>>::Error: Into<BoxError> + Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -78,6 +103,7 @@ pub(crate) async fn serve(greeter: Greeter) -> Result<Server, BoxError> {
     });
     let task = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
+            .layer(layer)
             .add_service(greeter)
             .serve_with_incoming(incoming)
             .await;
@@ -124,9 +150,24 @@ type Replies = futures::stream::Once<std::future::Ready<Result<HelloReply, Statu
 impl tonic::server::ServerStreamingService<HelloRequest> for SayHello {
     type Response = HelloReply;
     type ResponseStream = Replies;
-    type Future = std::future::Ready<Result<Response<Replies>, Status>>;
+    type Future = BoxFuture<Result<Response<Replies>, Status>>;
 
     fn call(&mut self, request: Request<HelloRequest>) -> Self::Future {
+        if self.0.slow.load(Ordering::SeqCst) {
+            let greeter = self.0.clone();
+            return Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let mut this = SayHello(greeter);
+                this.answer(request)
+            });
+        }
+        let answer = self.answer(request);
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+impl SayHello {
+    fn answer(&mut self, request: Request<HelloRequest>) -> Result<Response<Replies>, Status> {
         let reply = if self.0.failing.load(Ordering::SeqCst) {
             Err(Status::unavailable("greeter is restarting"))
         } else {
@@ -134,8 +175,8 @@ impl tonic::server::ServerStreamingService<HelloRequest> for SayHello {
                 message: format!("hello {}", request.into_inner().name),
             })
         };
-        std::future::ready(Ok(Response::new(futures::stream::once(
-            std::future::ready(reply),
+        Ok(Response::new(futures::stream::once(std::future::ready(
+            reply,
         ))))
     }
 }

@@ -426,6 +426,7 @@ impl CircuitBreakerConfig {
             trip_memory: Duration::ZERO,
             gate: None,
             metrics: true,
+            key: None,
         })
     }
 }
@@ -468,6 +469,9 @@ pub(crate) struct Settings {
     pub(crate) gate: Option<Arc<Gate>>,
     /// Whether to register `bulwark_circuit_*` series.
     pub(crate) metrics: bool,
+    /// The label of the key this breaker is for, among a layer's breakers
+    /// per key: on its metrics (`key`) and events.
+    pub(crate) key: Option<Arc<str>>,
 }
 
 /// A limit on how many breakers of a group (the endpoints of a balancer) may

@@ -84,6 +84,8 @@ pub enum CircuitEvent {
     StateTransition {
         /// The breaker's `service` name.
         service: Arc<str>,
+        /// For one of a layer's breakers per key, the key's label.
+        key: Option<Arc<str>>,
         /// The state it left.
         from: CircuitState,
         /// The state it entered.
@@ -96,6 +98,8 @@ pub enum CircuitEvent {
     CallRejected {
         /// The breaker's `service` name.
         service: Arc<str>,
+        /// For one of a layer's breakers per key, the key's label.
+        key: Option<Arc<str>>,
         /// Time until the next probe may go through, when known.
         retry_after: Option<Duration>,
     },

@@ -1,12 +1,13 @@
 //! Future types.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use super::service::Call;
-use crate::BoxError;
 use crate::classify::Classify;
+use crate::fallback::ErrorPolicy;
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -20,9 +21,11 @@ pin_project! {
     /// crate's own timeout cut it off, which is a failure. For a rejected
     /// call it is the fallback's future, or an immediate
     /// [`CircuitOpen`](super::error::CircuitOpen).
-    pub struct ResponseFuture<Fut, C, FbFut> {
+    pub struct ResponseFuture<Fut, C, FbFut, P> {
         #[pin]
         kind: Kind<Fut, C, FbFut>,
+        // How the inner service's errors leave: the fallback's policy.
+        _policy: PhantomData<fn() -> P>,
     }
 }
 
@@ -42,7 +45,7 @@ pin_project! {
     }
 }
 
-impl<Fut, C, FbFut> ResponseFuture<Fut, C, FbFut> {
+impl<Fut, C, FbFut, P> ResponseFuture<Fut, C, FbFut, P> {
     pub(super) fn called(future: Fut, classifier: C, call: Call) -> Self {
         ResponseFuture {
             kind: Kind::Called {
@@ -50,24 +53,27 @@ impl<Fut, C, FbFut> ResponseFuture<Fut, C, FbFut> {
                 classifier,
                 call,
             },
+            _policy: PhantomData,
         }
     }
 
     pub(super) fn rejected(future: FbFut) -> Self {
         ResponseFuture {
             kind: Kind::Rejected { future },
+            _policy: PhantomData,
         }
     }
 }
 
-impl<Fut, C, FbFut, Res, E> Future for ResponseFuture<Fut, C, FbFut>
+impl<Fut, C, FbFut, P, Res, E> Future for ResponseFuture<Fut, C, FbFut, P>
 where
     Fut: Future<Output = Result<Res, E>>,
-    E: Into<BoxError>,
+    E: Into<crate::BoxError>,
     C: Classify<Res, E>,
-    FbFut: Future<Output = Result<Res, BoxError>>,
+    P: ErrorPolicy,
+    FbFut: Future<Output = Result<Res, P::Error<E>>>,
 {
-    type Output = Result<Res, BoxError>;
+    type Output = Result<Res, P::Error<E>>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -79,14 +85,14 @@ where
             } => {
                 let mut result = ready!(future.poll(cx));
                 crate::classify::record(&*classifier, &mut result, call);
-                Poll::Ready(result.map_err(Into::into))
+                Poll::Ready(result.map_err(P::inner))
             }
             KindProj::Rejected { future } => future.poll(cx),
         }
     }
 }
 
-impl<Fut, C, FbFut> std::fmt::Debug for ResponseFuture<Fut, C, FbFut> {
+impl<Fut, C, FbFut, P> std::fmt::Debug for ResponseFuture<Fut, C, FbFut, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -53,6 +53,18 @@ impl<C, F> CircuitBreakerLayer<C, F> {
         self.with_fallback(WithFallback::new(fallback))
     }
 
+    /// Answers rejected calls by itself, on a server: with a 503 and a
+    /// `Retry-After` of the breaker's remaining wait (whole seconds,
+    /// rounded up), or a gRPC `UNAVAILABLE`; the inner service's error type
+    /// is kept (axum's `Infallible`). See [`crate::server`].
+    #[cfg(feature = "http")]
+    pub fn respond<P>(
+        self,
+        respond: crate::server::Respond<P>,
+    ) -> CircuitBreakerLayer<C, crate::server::Respond<P>> {
+        self.with_fallback(respond)
+    }
+
     /// Sends rejected calls to `fallback`, a [`Fallback`](crate::fallback::Fallback)
     /// of any kind.
     pub(crate) fn with_fallback<G>(self, fallback: G) -> CircuitBreakerLayer<C, G> {
@@ -61,6 +73,36 @@ impl<C, F> CircuitBreakerLayer<C, F> {
             classifier: self.classifier,
             fallback,
         }
+    }
+
+    /// A breaker per key of the requests, given by `keyer` (a closure
+    /// `Fn(&Req) -> Option<K>`, or [`ByRoute`](crate::key::ByRoute) for
+    /// axum's routes), instead of one for all: a failing route opens its
+    /// own breaker, and the others keep answering. At most `max_keys`
+    /// breakers are kept (least recently used evicted; see
+    /// [`crate::key`]); requests without a key share this layer's breaker.
+    /// Each key's breaker reports its metrics with a `key` label and its
+    /// events with the key.
+    ///
+    /// The fallback must answer at once: [`NoFallback`] or
+    /// [`Respond`](crate::server::Respond).
+    ///
+    /// # Errors
+    ///
+    /// A `max_keys` of zero, as a [`ConfigError`] naming `max_keys`.
+    #[cfg(feature = "keyed")]
+    pub fn per_key<Kr>(
+        self,
+        keyer: Kr,
+        max_keys: usize,
+    ) -> Result<super::PerKeyLayer<Kr, C, F>, ConfigError> {
+        super::PerKeyLayer::new(
+            self.breaker,
+            keyer,
+            max_keys,
+            self.classifier,
+            self.fallback,
+        )
     }
 
     /// A handle to read and steer the breaker this layer shares.

@@ -101,6 +101,8 @@ mod config;
 pub mod error;
 mod event;
 pub mod future;
+#[cfg(feature = "keyed")]
+mod keyed;
 mod layer;
 mod service;
 pub(crate) mod state;
@@ -110,6 +112,8 @@ use std::sync::Arc;
 
 pub use self::config::{CircuitBreakerConfig, OpenDuration, SlidingWindow};
 pub use self::event::{CircuitEvent, CircuitState, TransitionReason};
+#[cfg(feature = "keyed")]
+pub use self::keyed::{PerKey, PerKeyLayer};
 pub use self::layer::CircuitBreakerLayer;
 pub use self::service::CircuitBreaker;
 use self::state::Breaker;

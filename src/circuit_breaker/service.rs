@@ -8,7 +8,6 @@ use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use super::state::{Breaker, Permit};
 use super::{CircuitBreakerConfig, CircuitBreakerHandle};
-use crate::BoxError;
 use crate::classify::{Classify, DefaultClassifier, Outcome, Record, cut_off};
 use crate::config::ConfigError;
 use crate::fallback::{Fallback, NoFallback};
@@ -88,13 +87,13 @@ impl<S: Clone, C: Clone, F: Clone> Clone for CircuitBreaker<S, C, F> {
 impl<S, C, F, Req> Service<Req> for CircuitBreaker<S, C, F>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<crate::BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
-    F: Fallback<Req, S::Response>,
+    F: Fallback<Req, S::Response, S::Error>,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C, F::Future>;
+    type Error = F::Error<S::Error>;
+    type Future = ResponseFuture<S::Future, C, F::Future, F>;
 
     /// Decides admission and reserves it: a probe slot while half-open.
     /// A rejected call is ready at once (fail fast), or when the fallback is.
@@ -104,7 +103,7 @@ where
         let permit = *permit.get_or_insert_with(|| breaker.acquire(Instant::now));
         let ready = match permit {
             Permit::Rejected { .. } => self.fallback.poll_ready(cx),
-            _ => self.inner.poll_ready(cx).map_err(Into::into),
+            _ => self.inner.poll_ready(cx).map_err(F::inner),
         };
         if let Poll::Ready(Err(_)) = ready {
             self.reservation.give_back();
@@ -159,6 +158,15 @@ impl Reservation {
         }
     }
 
+    /// A reservation holding `permit`, acquired from `breaker`.
+    #[cfg(feature = "keyed")]
+    pub(crate) fn holding(breaker: Arc<Breaker>, permit: Permit) -> Self {
+        Reservation {
+            breaker,
+            permit: Some(permit),
+        }
+    }
+
     fn give_back(&mut self) {
         if let Some(permit) = self.permit.take() {
             self.breaker.release(permit);
@@ -193,6 +201,13 @@ impl Drop for Reservation {
 pub(crate) struct Call {
     reservation: Reservation,
     start: Option<Instant>,
+}
+
+impl Call {
+    #[cfg(feature = "keyed")]
+    pub(crate) fn new(reservation: Reservation, start: Option<Instant>) -> Self {
+        Call { reservation, start }
+    }
 }
 
 impl Record for Call {

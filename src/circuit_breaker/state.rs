@@ -156,20 +156,22 @@ struct BreakerMetrics {
     // Indexed by `outcome_index`.
     calls: [Counter; 3],
     slow: Counter,
-    // Indexed by the codes of `from` and `to`. Registered up front so that
-    // every series exists from the start: a counter that first appears at 1
-    // shows no increase in Prometheus.
-    transitions: [[Counter; STATES]; STATES],
+    // The transitions the breaker makes by itself, registered up front so
+    // that their series exist from the start (a counter that first appears
+    // at 1 shows no increase in Prometheus); indexed as `AUTOMATIC`.
+    transitions: [Counter; AUTOMATIC.len()],
+    // Where the series of transitions made by hand (through a handle) are
+    // registered, when they first happen: a series per pair that can
+    // happen, and none for pairs that cannot.
+    scope: Scope,
 }
 
-const STATES: usize = 6;
-const ALL_STATES: [CircuitState; STATES] = [
-    CircuitState::Closed,
-    CircuitState::Open,
-    CircuitState::HalfOpen,
-    CircuitState::ForcedOpen,
-    CircuitState::ForcedClosed,
-    CircuitState::Disabled,
+/// The transitions a breaker makes by itself.
+const AUTOMATIC: [(CircuitState, CircuitState); 4] = [
+    (CircuitState::Closed, CircuitState::Open),
+    (CircuitState::Open, CircuitState::HalfOpen),
+    (CircuitState::HalfOpen, CircuitState::Open),
+    (CircuitState::HalfOpen, CircuitState::Closed),
 ];
 
 fn outcome_index(outcome: Outcome) -> usize {
@@ -191,23 +193,31 @@ impl BreakerMetrics {
                 &[("outcome", o.as_str().into())],
             )
         });
-        let transitions = ALL_STATES.map(|from| {
-            ALL_STATES.map(|to| {
-                scope.counter(
-                    "bulwark_circuit_transitions_total",
-                    &[("from", from.as_str().into()), ("to", to.as_str().into())],
-                )
-            })
-        });
         let metrics = BreakerMetrics {
-            transitions,
+            transitions: AUTOMATIC.map(|(from, to)| Self::transition_counter(&scope, from, to)),
             state: scope.gauge("bulwark_circuit_state", &[]),
             rejected: scope.counter("bulwark_circuit_rejected_total", &[]),
             slow: scope.counter("bulwark_circuit_slow_calls_total", &[]),
             calls,
+            scope,
         };
         metrics.state.set(CircuitState::Closed.gauge_value());
         metrics
+    }
+
+    fn transition_counter(scope: &Scope, from: CircuitState, to: CircuitState) -> Counter {
+        scope.counter(
+            "bulwark_circuit_transitions_total",
+            &[("from", from.as_str().into()), ("to", to.as_str().into())],
+        )
+    }
+
+    /// Counts a transition.
+    fn transitioned(&self, from: CircuitState, to: CircuitState) {
+        match AUTOMATIC.iter().position(|pair| *pair == (from, to)) {
+            Some(index) => self.transitions[index].increment(1),
+            None => Self::transition_counter(&self.scope, from, to).increment(1),
+        }
     }
 }
 
@@ -256,13 +266,21 @@ impl Breaker {
             grouped: std::sync::atomic::AtomicBool::new(settings.gate.is_some()),
             window,
             transition: Mutex::new(Trips::default()),
-            metrics: BreakerMetrics::new(
-                settings
-                    .metrics
-                    .then(|| Scope::new(settings.service.clone())),
-            ),
+            metrics: BreakerMetrics::new(settings.metrics.then(|| {
+                let scope = Scope::new(settings.service.clone());
+                match &settings.key {
+                    Some(key) => scope.with("key", key.clone().into()),
+                    None => scope,
+                }
+            })),
             settings,
         }
+    }
+
+    /// The settings it was made with.
+    #[cfg(feature = "keyed")]
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Whether a completed call must tell the time (slow-call tracking or a
@@ -530,10 +548,11 @@ impl Breaker {
         }
         self.word.store((epoch << CODE_BITS) | code(to), Release);
         self.metrics.state.set(to.gauge_value());
-        self.metrics.transitions[code(from) as usize][code(to) as usize].increment(1);
+        self.metrics.transitioned(from, to);
         drop(trips);
         self.settings.events.emit(|| CircuitEvent::StateTransition {
             service: self.settings.service.clone(),
+            key: self.settings.key.clone(),
             from,
             to,
             reason,
@@ -547,6 +566,7 @@ impl Breaker {
         self.metrics.rejected.increment(1);
         self.settings.events.emit(|| CircuitEvent::CallRejected {
             service: self.settings.service.clone(),
+            key: self.settings.key.clone(),
             retry_after,
         });
     }

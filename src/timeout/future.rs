@@ -8,45 +8,46 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::error::Elapsed;
-use crate::BoxError;
 use crate::classify::cut_off;
-use crate::fallback::Fallback;
+use crate::fallback::{DeferredFallback, ErrorPolicy};
 
 pin_project! {
     /// Response future of [`Timeout`](super::Timeout).
     ///
-    /// Resolves to the inner response, to [`Elapsed`] when the deadline
-    /// passes first, or, with a fallback, to the fallback's answer. Once the
-    /// deadline has passed and the fallback (if any) has been called, the
-    /// inner future is dropped, as cut off by the deadline (see
-    /// [`crate::classify`]).
-    pub struct ResponseFuture<Fut, Fb, Req, Res>
+    /// Resolves to the inner response, or, when the deadline passes first,
+    /// to what the fallback makes of it: [`Elapsed`] without one, the
+    /// fallback service's answer, or the answer
+    /// [`Respond`](crate::server::Respond) gives. Once the deadline has
+    /// passed and the fallback has been called, the inner future is
+    /// dropped, as cut off by the deadline (see [`crate::classify`]).
+    pub struct ResponseFuture<Fut, Fb, Req, Res, E>
     where
-        Fb: Fallback<Req, Res>,
+        Fb: DeferredFallback<Req, Res, E>,
     {
         #[pin]
-        state: State<Fut, Fb, Req, Res>,
+        state: State<Fut, Fb, Req, Res, E>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<Fut, Fb, Req, Res>
+    enum State<Fut, Fb, Req, Res, E>
     where
-        Fb: Fallback<Req, Res>,
+        Fb: DeferredFallback<Req, Res, E>,
     {
         Waiting {
             #[pin]
             response: Fut,
             #[pin]
             sleep: Sleep,
-            // A fallback and the clone of the request it will be given; `None`
-            // without a fallback.
-            fallback: Option<(Fb, Req)>,
+            // The fallback and what it kept of the request, taken when it
+            // is called.
+            fallback: Option<(Fb, Fb::Kept)>,
         },
-        // The inner service was never ready within the deadline.
+        // The deadline passed (or the inner service was never ready within
+        // it): the fallback is getting ready.
         Expired {
-            fallback: Option<(Fb, Req)>,
+            fallback: Option<(Fb, Fb::Kept)>,
         },
         Fallback {
             #[pin]
@@ -55,34 +56,36 @@ pin_project! {
     }
 }
 
-impl<Fut, Fb, Req, Res> ResponseFuture<Fut, Fb, Req, Res>
+impl<Fut, Fb, Req, Res, E> ResponseFuture<Fut, Fb, Req, Res, E>
 where
-    Fb: Fallback<Req, Res>,
+    Fb: DeferredFallback<Req, Res, E>,
 {
-    pub(super) fn new(response: Fut, sleep: Sleep, fallback: Option<(Fb, Req)>) -> Self {
+    pub(super) fn new(response: Fut, sleep: Sleep, fallback: (Fb, Fb::Kept)) -> Self {
         ResponseFuture {
             state: State::Waiting {
                 response,
                 sleep,
-                fallback,
+                fallback: Some(fallback),
             },
         }
     }
 
-    pub(super) fn expired(fallback: Option<(Fb, Req)>) -> Self {
+    pub(super) fn expired(fallback: (Fb, Fb::Kept)) -> Self {
         ResponseFuture {
-            state: State::Expired { fallback },
+            state: State::Expired {
+                fallback: Some(fallback),
+            },
         }
     }
 }
 
-impl<Fut, Fb, Req, Res, E> Future for ResponseFuture<Fut, Fb, Req, Res>
+impl<Fut, Fb, Req, Res, E> Future for ResponseFuture<Fut, Fb, Req, Res, E>
 where
     Fut: Future<Output = Result<Res, E>>,
-    E: Into<BoxError>,
-    Fb: Fallback<Req, Res>,
+    E: Into<crate::BoxError>,
+    Fb: DeferredFallback<Req, Res, E>,
 {
-    type Output = Result<Res, BoxError>;
+    type Output = Result<Res, <Fb as ErrorPolicy>::Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -96,32 +99,28 @@ where
                     // The inner answer wins whenever it is there, even while
                     // a fallback is getting ready.
                     if let Poll::Ready(result) = response.poll(cx) {
-                        return Poll::Ready(result.map_err(Into::into));
+                        return Poll::Ready(result.map_err(Fb::inner));
                     }
                     ready!(sleep.poll(cx));
                     if let Some((service, _)) = fallback.as_mut() {
                         ready!(service.poll_ready(cx))?;
                     }
-                    let next = match fallback.take() {
-                        Some((mut service, request)) => State::Fallback {
-                            future: service.call(request, Elapsed::new()),
-                        },
-                        None => State::Expired { fallback: None },
+                    let next = State::Expired {
+                        fallback: fallback.take(),
                     };
                     // The attempt is dropped here: cut off by the deadline.
                     cut_off::scope(|| state.set(next));
                 }
                 StateProj::Expired { fallback } => {
-                    if let Some((service, _)) = fallback.as_mut() {
-                        ready!(service.poll_ready(cx))?;
-                    }
-                    match fallback.take() {
-                        Some((mut service, request)) => {
-                            let future = service.call(request, Elapsed::new());
-                            state.set(State::Fallback { future });
-                        }
-                        None => return Poll::Ready(Err(Elapsed::new().into())),
-                    }
+                    let Some((service, _)) = fallback.as_mut() else {
+                        unreachable!("the fallback is kept until it is called");
+                    };
+                    ready!(service.poll_ready(cx))?;
+                    let Some((mut service, kept)) = fallback.take() else {
+                        unreachable!("the fallback is kept until it is called");
+                    };
+                    let future = service.call_kept(kept, Elapsed::new());
+                    state.set(State::Fallback { future });
                 }
                 StateProj::Fallback { future } => return future.poll(cx),
             }
@@ -129,9 +128,9 @@ where
     }
 }
 
-impl<Fut, Fb, Req, Res> std::fmt::Debug for ResponseFuture<Fut, Fb, Req, Res>
+impl<Fut, Fb, Req, Res, E> std::fmt::Debug for ResponseFuture<Fut, Fb, Req, Res, E>
 where
-    Fb: Fallback<Req, Res>,
+    Fb: DeferredFallback<Req, Res, E>,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()

@@ -43,6 +43,23 @@ impl<F> TimeoutLayer<F> {
         }
     }
 
+    /// Answers requests whose deadline passed by itself, on a server:
+    /// with a 504 (or the status set with
+    /// [`Respond::timeout_status`](crate::server::Respond::timeout_status)),
+    /// or a gRPC `DEADLINE_EXCEEDED`. No copy of the request is kept, and
+    /// the inner service's error type is kept (axum's `Infallible`). See
+    /// [`crate::server`].
+    #[cfg(feature = "http")]
+    pub fn respond<P>(
+        self,
+        respond: crate::server::Respond<P>,
+    ) -> TimeoutLayer<crate::server::Respond<P>> {
+        TimeoutLayer {
+            timeout: self.timeout,
+            fallback: respond,
+        }
+    }
+
     /// The deadline of each request.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -84,7 +84,6 @@ use tower_service::Service;
 
 use self::future::ResponseFuture;
 pub use self::layer::TimeoutLayer;
-use crate::BoxError;
 use crate::config::{Check, ConfigError};
 use crate::fallback::{DeferredFallback, NoFallback};
 
@@ -192,12 +191,12 @@ impl<S, F> Timeout<S, F> {
 impl<S, F, Req> Service<Req> for Timeout<S, F>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
-    F: DeferredFallback<Req, S::Response>,
+    S::Error: Into<crate::BoxError>,
+    F: DeferredFallback<Req, S::Response, S::Error>,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Future, F, Req, S::Response>;
+    type Error = F::Error<S::Error>;
+    type Future = ResponseFuture<S::Future, F, Req, S::Response, S::Error>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -208,7 +207,7 @@ where
                 // goes through.
                 self.readiness.armed = false;
                 self.readiness.expired = false;
-                Poll::Ready(ready.map_err(Into::into))
+                Poll::Ready(ready.map_err(F::inner))
             }
             Poll::Pending if self.readiness.expired => Poll::Ready(Ok(())),
             Poll::Pending if self.readiness.poll_expired(self.timeout, cx) => Poll::Ready(Ok(())),
