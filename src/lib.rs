@@ -95,26 +95,32 @@
 //! prefix and Prometheus conventions (`_total` for counters, `_seconds` for
 //! durations, base units); every series has the `service` label set in the
 //! layer's configuration, and other labels take values from fixed sets
-//! (an endpoint's key is the one the user gave it). Handles are resolved
-//! when a layer is built: install the recorder first. A test checks this
-//! table against what the layers emit.
+//! (an endpoint's key is the one the user gave it). Every series has HELP
+//! text. Handles are resolved when a layer is built: install the recorder
+//! first. The optional labels are those of [`HttpLabels`](metrics::HttpLabels)
+//! (`route`, `method`, `status_class`) and of a breaker per key (`key`,
+//! see [`CircuitBreakerLayer::per_key`](circuit_breaker::CircuitBreakerLayer::per_key)):
+//! their values come from bounded sets (see [`key`]), and their series are
+//! registered when a label set is first seen. A test checks this table
+//! against what the layers emit, and the alert rules and the dashboard
+//! against this table.
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
-//! | `bulwark_requests_total` | counter | `service`, `outcome` | calls through [`Metrics`](metrics::Metrics): `success`, `failure`, `ignored`, `cancelled` |
-//! | `bulwark_request_duration_seconds` | histogram | `service` | time to answer, calls that finished |
-//! | `bulwark_requests_in_flight` | gauge | `service` | calls under way |
+//! | `bulwark_requests_total` | counter | `service`, `outcome`; optional `route`, `method`, `status_class` | calls through [`Metrics`](metrics::Metrics): `success`, `failure`, `ignored`, `cancelled` |
+//! | `bulwark_request_duration_seconds` | histogram | `service`; optional `route`, `method`, `status_class` | time to answer, calls that finished |
+//! | `bulwark_requests_in_flight` | gauge | `service`; optional `route`, `method` | calls under way |
 //! | `bulwark_cache_requests_total` | counter | `service`, `result` | `hit`, `miss`, `stale`, `coalesced` |
 //! | `bulwark_cache_entries` | gauge | `service` | entries stored |
 //! | `bulwark_cache_evictions_total` | counter | `service` | entries evicted for room |
 //! | `bulwark_retry_requests_total` | counter | `service` | first attempts |
 //! | `bulwark_retry_retries_total` | counter | `service` | retries sent |
 //! | `bulwark_retry_budget_exhausted_total` | counter | `service` | retries the budget refused |
-//! | `bulwark_circuit_state` | gauge | `service` | 0 closed, 1 half-open, 2 open |
-//! | `bulwark_circuit_transitions_total` | counter | `service`, `from`, `to` | state changes |
-//! | `bulwark_circuit_rejected_total` | counter | `service` | calls not sent to the inner service |
-//! | `bulwark_circuit_calls_total` | counter | `service`, `outcome` | calls that went through: `success`, `failure`, `ignored` |
-//! | `bulwark_circuit_slow_calls_total` | counter | `service` | calls slower than the slow-call duration |
+//! | `bulwark_circuit_state` | gauge | `service`; optional `key` | 0 closed, 1 half-open, 2 open |
+//! | `bulwark_circuit_transitions_total` | counter | `service`, `from`, `to`; optional `key` | state changes that can happen (the four a breaker makes by itself from the start; one made by hand when it first happens) |
+//! | `bulwark_circuit_rejected_total` | counter | `service`; optional `key` | calls not sent to the inner service |
+//! | `bulwark_circuit_calls_total` | counter | `service`, `outcome`; optional `key` | calls that went through: `success`, `failure`, `ignored` |
+//! | `bulwark_circuit_slow_calls_total` | counter | `service`; optional `key` | calls slower than the slow-call duration |
 //! | `bulwark_hedge_sent_total` | counter | `service` | second attempts sent |
 //! | `bulwark_hedge_won_total` | counter | `service` | second attempts that answered first |
 //! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, `pending` |
@@ -185,7 +191,10 @@ pub mod key;
 pub mod metrics;
 #[cfg(feature = "retry")]
 pub mod retry;
-#[cfg(all(feature = "http", any(feature = "circuit-breaker", feature = "timeout")))]
+#[cfg(all(
+    feature = "http",
+    any(feature = "circuit-breaker", feature = "timeout")
+))]
 pub mod server;
 #[cfg(feature = "stack")]
 pub mod stack;

@@ -128,14 +128,14 @@ fn description(name: &str) -> &'static str {
 pub(crate) struct Scope {
     // `None` for a scope whose handles are all no-ops.
     service: Option<Arc<str>>,
-    fixed: Option<(&'static str, Label)>,
+    fixed: Vec<(&'static str, Label)>,
 }
 
 impl Scope {
     pub(crate) fn new(service: Arc<str>) -> Self {
         Scope {
             service: Some(service),
-            fixed: None,
+            fixed: Vec::new(),
         }
     }
 
@@ -143,13 +143,13 @@ impl Scope {
     pub(crate) fn silent() -> Self {
         Scope {
             service: None,
-            fixed: None,
+            fixed: Vec::new(),
         }
     }
 
     /// The same scope, with `name="value"` on every series.
     pub(crate) fn with(mut self, name: &'static str, value: Label) -> Self {
-        self.fixed = Some((name, value));
+        self.fixed.push((name, value));
         self
     }
 

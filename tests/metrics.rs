@@ -132,8 +132,22 @@ async fn infallible_stays_infallible() {
     assert_eq!(svc.oneshot(()).await.unwrap(), "ok");
 }
 
-/// The rows of the metrics table in the crate docs: name, type, label keys.
+/// The rows of the metrics table in the crate docs: name, type, label keys
+/// (the optional ones too).
 fn documented() -> BTreeSet<(String, String, Vec<String>)> {
+    documented_rows()
+        .into_iter()
+        .map(|(name, kind, mut required, optional)| {
+            required.extend(optional);
+            required.sort();
+            (name, kind, required)
+        })
+        .collect()
+}
+
+/// The rows of the metrics table in the crate docs: name, type, the labels
+/// every series has, and the optional ones.
+fn documented_rows() -> Vec<(String, String, Vec<String>, Vec<String>)> {
     let lib = include_str!("../src/lib.rs");
     let section = lib
         .split("//! # Metrics")
@@ -148,12 +162,20 @@ fn documented() -> BTreeSet<(String, String, Vec<String>)> {
         .map(|row| {
             let cells: Vec<&str> = row.split(" | ").collect();
             let name = format!("bulwark_{}", cells[0].trim_end_matches('`'));
-            let mut labels: Vec<String> = cells[2]
-                .split(", ")
-                .map(|l| l.trim_matches('`').to_string())
-                .collect();
-            labels.sort();
-            (name, cells[1].to_string(), labels)
+            let list = |cell: &str| -> Vec<String> {
+                let mut labels: Vec<String> = cell
+                    .split(", ")
+                    .map(|l| l.trim_matches('`').to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                labels.sort();
+                labels
+            };
+            let (required, optional) = match cells[2].split_once("; optional ") {
+                Some((required, optional)) => (list(required), list(optional)),
+                None => (list(cells[2]), Vec::new()),
+            };
+            (name, cells[1].to_string(), required, optional)
         })
         .collect()
 }
@@ -182,17 +204,70 @@ async fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
         let lb = LoadBalance::new(BalanceConfig::default().service("lb"), [("e", echo())]).unwrap();
         (m, c, r, b, h, lb)
     });
+    series(&snapshotter)
+}
+
+/// The layers that add optional labels, with every one of them, run once
+/// under a debugging recorder: the series that carry them.
+async fn emitted_with_optional_labels() -> BTreeSet<(String, String, Vec<String>)> {
+    use tower_bulwark::metrics::HttpLabels;
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let route = |req: &http::Request<()>| Some(req.uri().path().to_owned());
+    let http =
+        service_fn(|_: http::Request<()>| async { Ok::<_, BoxError>(http::Response::new(())) });
+    let mut m = MetricsLayer::new("m")
+        .labels(HttpLabels::new().route(route).method().status_class())
+        .unwrap()
+        .layer(http);
+    m.ready()
+        .await
+        .unwrap()
+        .call(http::Request::new(()))
+        .await
+        .unwrap();
+    let breakers = CircuitBreakerLayer::new(CircuitBreakerConfig::default().service("b"))
+        .unwrap()
+        .per_key(route, 10)
+        .unwrap();
+    let mut b = breakers.layer(http);
+    b.ready()
+        .await
+        .unwrap()
+        .call(http::Request::new(()))
+        .await
+        .unwrap();
+    breakers.handles()[0].1.force_open();
+    series(&snapshotter)
+        .into_iter()
+        .filter(|(_, _, labels)| {
+            ["route", "key"]
+                .iter()
+                .any(|l| labels.contains(&l.to_string()))
+        })
+        .collect()
+}
+
+/// The name, type and label keys of every series `snapshotter` saw, with
+/// a check that each has HELP text.
+fn series(snapshotter: &Snapshotter) -> BTreeSet<(String, String, Vec<String>)> {
     snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
-        .map(|(key, _, _, _)| {
+        .map(|(key, _, description, _)| {
             let kind = match key.kind() {
                 MetricKind::Counter => "counter",
                 MetricKind::Gauge => "gauge",
                 MetricKind::Histogram => "histogram",
             };
             let key = key.key();
+            assert!(
+                description.is_some_and(|d| !d.is_empty()),
+                "{} has no HELP text",
+                key.name()
+            );
             let mut labels: Vec<String> = key.labels().map(|l| l.key().to_string()).collect();
             labels.sort();
             (key.name().to_string(), kind.to_string(), labels)
@@ -202,10 +277,28 @@ async fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
 
 #[tokio::test(start_paused = true)]
 async fn the_documented_table_is_what_the_layers_emit() {
-    let documented = documented();
+    let rows = documented_rows();
+    // Without optional labels: the required ones.
+    let required: BTreeSet<(String, String, Vec<String>)> = rows
+        .iter()
+        .map(|(name, kind, required, _)| (name.clone(), kind.clone(), required.clone()))
+        .collect();
     let emitted = emitted().await;
-    assert!(documented.len() >= 19, "{documented:?}");
-    assert_eq!(documented, emitted);
+    assert!(required.len() >= 19, "{required:?}");
+    assert_eq!(required, emitted);
+    // With them: every optional label of the rows that have some.
+    let with_optional: BTreeSet<(String, String, Vec<String>)> = rows
+        .iter()
+        .filter(|(_, _, _, optional)| !optional.is_empty())
+        .map(|(name, kind, required, optional)| {
+            let mut labels = required.clone();
+            labels.extend(optional.iter().cloned());
+            labels.sort();
+            (name.clone(), kind.clone(), labels)
+        })
+        .collect();
+    assert_eq!(with_optional, emitted_with_optional_labels().await);
+    let documented = documented();
     for (name, kind, labels) in &documented {
         assert!(name.starts_with("bulwark_"));
         match kind.as_str() {
@@ -271,4 +364,107 @@ fn the_alert_rules_and_the_dashboard_query_only_documented_metrics() {
     let on_dashboard = queried(include_str!("../ops/grafana/dashboard.json"));
     let missing: Vec<_> = documented.difference(&on_dashboard).collect();
     assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+}
+
+/// The PromQL expressions of the alert rules and the dashboard.
+fn expressions() -> Vec<(&'static str, String)> {
+    let mut exprs = Vec::new();
+    // The rules: each `expr:` and the indented lines under it.
+    let rules = include_str!("../ops/prometheus/alerts.yml");
+    let mut lines = rules.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
+        let indent = line.len() - line.trim_start().len();
+        let mut expr = rest.trim().trim_start_matches('|').to_string();
+        while let Some(next) = lines.peek() {
+            let next_indent = next.len() - next.trim_start().len();
+            if next.trim().is_empty() || next_indent <= indent {
+                break;
+            }
+            expr.push(' ');
+            expr.push_str(next.trim());
+            lines.next();
+        }
+        exprs.push(("ops/prometheus/alerts.yml", expr));
+    }
+    // The dashboard: every `expr` of every target.
+    fn walk(value: &serde_json::Value, out: &mut Vec<(&'static str, String)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("expr", serde_json::Value::String(expr)) => {
+                            out.push(("ops/grafana/dashboard.json", expr.clone()))
+                        }
+                        _ => walk(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../ops/grafana/dashboard.json")).unwrap();
+    walk(&dashboard, &mut exprs);
+    exprs
+}
+
+/// The label names `expr` groups by or matches on.
+fn labels_in(expr: &str) -> BTreeSet<String> {
+    let mut labels = BTreeSet::new();
+    let name = |s: &str| {
+        s.trim()
+            .trim_start_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .to_string()
+    };
+    for (open, close) in [("by (", ')'), ("without (", ')'), ("on (", ')'), ("{", '}')] {
+        let mut rest = expr;
+        while let Some(at) = rest.find(open) {
+            let tail = &rest[at + open.len()..];
+            let end = tail.find(close).unwrap_or(tail.len());
+            for part in tail[..end].split(',') {
+                let label = match part.find(['=', '!']) {
+                    Some(op) => &part[..op],
+                    None if open == "{" => continue,
+                    None => part,
+                };
+                let label = name(label);
+                if !label.is_empty() && !label.starts_with("__") && !label.starts_with('$') {
+                    labels.insert(label);
+                }
+            }
+            rest = &tail[end..];
+        }
+    }
+    labels
+}
+
+#[test]
+fn the_alert_rules_and_the_dashboard_use_only_documented_labels() {
+    let mut documented: BTreeSet<String> = documented()
+        .into_iter()
+        .flat_map(|(_, _, labels)| labels)
+        .collect();
+    // A histogram's bucket bound.
+    documented.insert("le".to_string());
+    let exprs = expressions();
+    assert!(exprs.len() > 20, "{}", exprs.len());
+    for (file, expr) in exprs {
+        let unknown: Vec<_> = labels_in(&expr).difference(&documented).cloned().collect();
+        assert!(
+            unknown.is_empty(),
+            "{file}: {expr}\nuses undocumented labels {unknown:?}"
+        );
+    }
+    // The optional labels are used: per route, and per key.
+    let all: BTreeSet<String> = expressions()
+        .iter()
+        .flat_map(|(_, e)| labels_in(e))
+        .collect();
+    for label in ["route", "status_class", "key"] {
+        assert!(all.contains(label), "no rule or panel uses `{label}`");
+    }
 }

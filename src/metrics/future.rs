@@ -1,6 +1,7 @@
 //! Future types.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -8,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::Handles;
+use super::{ClassOf, StatusClass, Tally};
 use crate::classify::{Classify, Outcome, Record, cut_off};
 
 pin_project! {
@@ -18,79 +19,90 @@ pin_project! {
     /// A call whose outcome is known only at the end of the response's
     /// body (see [`Classify::at_end`]) is counted, and stays in flight,
     /// until the body ends.
-    pub struct ResponseFuture<F, C> {
+    pub struct ResponseFuture<F, C, L, T>
+    where
+        T: Tally,
+    {
         #[pin]
         inner: F,
         classifier: C,
-        call: Call,
+        call: Call<T>,
+        _labels: PhantomData<fn() -> L>,
     }
 }
 
 /// What reports the call: on completion, or as cancelled on drop.
 #[derive(Debug)]
-struct Call {
-    handles: Arc<Handles>,
+struct Call<T: Tally> {
+    tally: Arc<T>,
     started: Instant,
+    class: StatusClass,
     done: bool,
 }
 
-impl Record for Call {
+impl<T: Tally> Record for Call<T> {
     #[inline]
     fn record(&mut self, outcome: Outcome) {
         if !std::mem::replace(&mut self.done, true) {
-            self.handles.finished(Some(outcome), self.started);
+            self.tally.finished(Some(outcome), self.class, self.started);
         }
     }
 
     fn defer(&mut self) -> Self {
         Call {
-            handles: self.handles.clone(),
+            tally: self.tally.clone(),
             started: self.started,
+            class: self.class,
             done: std::mem::replace(&mut self.done, true),
         }
     }
 }
 
-impl Drop for Call {
+impl<T: Tally> Drop for Call<T> {
     fn drop(&mut self) {
         if !self.done {
             let outcome = cut_off::active().then_some(Outcome::Failure);
-            self.handles.finished(outcome, self.started);
+            self.tally.finished(outcome, 0, self.started);
         }
     }
 }
 
-impl<F, C> ResponseFuture<F, C> {
-    pub(super) fn new(inner: F, handles: Arc<Handles>, classifier: C, started: Instant) -> Self {
+impl<F, C, L, T: Tally> ResponseFuture<F, C, L, T> {
+    pub(super) fn new(inner: F, tally: Arc<T>, classifier: C, started: Instant) -> Self {
         ResponseFuture {
             inner,
             classifier,
             call: Call {
-                handles,
+                tally,
                 started,
+                class: 0,
                 done: false,
             },
+            _labels: PhantomData,
         }
     }
 }
 
-impl<F, C, T, E> Future for ResponseFuture<F, C>
+impl<F, C, L, T, Res, E> Future for ResponseFuture<F, C, L, T>
 where
-    F: Future<Output = Result<T, E>>,
-    C: Classify<T, E>,
+    F: Future<Output = Result<Res, E>>,
+    C: Classify<Res, E>,
+    L: ClassOf<Res>,
+    T: Tally,
 {
-    type Output = Result<T, E>;
+    type Output = Result<Res, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
+        this.call.class = L::class(result.as_ref());
         crate::classify::record(&*this.classifier, &mut result, this.call);
         Poll::Ready(result)
     }
 }
 
-impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+impl<F, C, L, T: Tally> std::fmt::Debug for ResponseFuture<F, C, L, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

@@ -14,6 +14,19 @@
 //! A call formats no label and allocates nothing. The layer keeps the inner
 //! error type, so `Infallible` stays `Infallible` for axum.
 //!
+//! # Labels per route, method and status
+//!
+//! On an HTTP server (or client), [`MetricsLayer::labels`] with
+//! [`HttpLabels`] (feature `keyed`) adds the labels you choose: `route`
+//! (from a [`Keyer`](crate::key::Keyer), such as axum's matched route),
+//! `method` (`GET`, `POST`, ... or `other`) and `status_class` (`2xx`,
+//! `5xx`, ..., or `none` for a call without a response). Their values come
+//! from fixed sets, and routes from at most `max_keys` labels (then
+//! `other`), so the series stay bounded whatever the requests say. The
+//! series of a label set are registered the first time it is seen, with
+//! the recorder installed then; `bulwark_requests_in_flight` has the
+//! `route` and `method` labels only.
+//!
 //! Put it outermost, so it sees what callers see. The crate docs list
 //! every metric of every layer in one table.
 //!
@@ -34,6 +47,8 @@
 //! ```
 
 pub mod future;
+#[cfg(all(feature = "keyed", feature = "http"))]
+mod labels;
 mod layer;
 
 use std::sync::Arc;
@@ -43,13 +58,44 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use self::future::ResponseFuture;
+#[cfg(all(feature = "keyed", feature = "http"))]
+pub use self::labels::{HttpLabels, Labelled, NoRoute};
 pub use self::layer::MetricsLayer;
 use crate::classify::{DefaultClassifier, Outcome};
 use crate::telemetry::{Counter, Gauge, Histogram, Scope};
 
-/// The handles of one layer, resolved when it was built.
+/// The status class of an answer: `1xx` to `5xx`, or none (not an HTTP
+/// response, an error, a cancelled call). An index into `CLASSES`.
+pub(crate) type StatusClass = usize;
+
+/// The values of the `status_class` label, by [`StatusClass`].
+pub(crate) const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The counters and histogram of calls, and the in-flight gauge, that a
+/// call reports to.
+#[doc(hidden)]
+pub trait Tally: Send + Sync + 'static {
+    fn started(&self);
+    fn finished(&self, outcome: Option<Outcome>, class: StatusClass, started: Instant);
+}
+
+/// The index of `outcome` (`None`: cancelled) among the `outcome` labels.
+#[inline]
+fn outcome_index(outcome: Option<Outcome>) -> usize {
+    match outcome {
+        Some(Outcome::Success) => 0,
+        Some(Outcome::Failure) => 1,
+        Some(Outcome::Ignored) => 2,
+        None => 3,
+    }
+}
+
+const OUTCOMES: [&str; 4] = ["success", "failure", "ignored", "cancelled"];
+
+/// The handles of one layer without labels, resolved when it was built.
+#[doc(hidden)]
 #[derive(Debug)]
-pub(crate) struct Handles {
+pub struct Handles {
     // success, failure, ignored, cancelled
     requests: [Counter; 4],
     duration: Histogram,
@@ -60,7 +106,7 @@ impl Handles {
     pub(crate) fn new(service: Arc<str>) -> Self {
         let scope = Scope::new(service);
         Handles {
-            requests: ["success", "failure", "ignored", "cancelled"]
+            requests: OUTCOMES
                 .map(|o| scope.counter("bulwark_requests_total", &[("outcome", o.into())])),
             duration: scope.histogram("bulwark_request_duration_seconds", &[]),
             in_flight: scope.gauge("bulwark_requests_in_flight", &[]),
@@ -68,39 +114,106 @@ impl Handles {
     }
 
     #[inline]
-    fn started(&self) {
-        self.in_flight.increment(1.0);
-    }
-
-    #[inline]
-    fn finished(&self, outcome: Option<Outcome>, started: Instant) {
-        self.in_flight.decrement(1.0);
-        let index = match outcome {
-            Some(Outcome::Success) => 0,
-            Some(Outcome::Failure) => 1,
-            Some(Outcome::Ignored) => 2,
-            None => 3,
-        };
-        self.requests[index].increment(1);
+    fn count(&self, outcome: Option<Outcome>, started: Instant) {
+        self.requests[outcome_index(outcome)].increment(1);
         if outcome.is_some() {
             self.duration.record(started.elapsed().as_secs_f64());
         }
     }
 }
 
+impl Tally for Handles {
+    #[inline]
+    fn started(&self) {
+        self.in_flight.increment(1.0);
+    }
+
+    #[inline]
+    fn finished(&self, outcome: Option<Outcome>, _class: StatusClass, started: Instant) {
+        self.in_flight.decrement(1.0);
+        self.count(outcome, started);
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Unlabelled {}
+    #[cfg(all(feature = "keyed", feature = "http"))]
+    impl<Kr> Sealed for super::labels::Labelled<Kr> {}
+}
+
+/// The status class of an answer of type `Res`, for a label mode.
+pub trait ClassOf<Res>: sealed::Sealed {
+    /// The status class of an answer.
+    #[doc(hidden)]
+    fn class<E>(result: Result<&Res, &E>) -> StatusClass;
+}
+
+/// How a [`Metrics`] layer labels a call of `Req` answered with `Res`:
+/// [`Unlabelled`], or the labels of [`HttpLabels`].
+#[allow(private_bounds)]
+pub trait Labels<Req, Res>: ClassOf<Res> {
+    /// What a call reports to.
+    #[doc(hidden)]
+    type Tally: Tally;
+
+    /// The tally of `req`.
+    #[doc(hidden)]
+    fn tally(&self, req: &Req) -> Arc<Self::Tally>;
+}
+
+/// No labels but `service` and `outcome`: the default.
+#[derive(Debug, Clone)]
+pub struct Unlabelled {
+    handles: Arc<Handles>,
+    #[cfg_attr(not(all(feature = "keyed", feature = "http")), allow(dead_code))]
+    service: Arc<str>,
+}
+
+impl Unlabelled {
+    pub(crate) fn new(service: Arc<str>) -> Self {
+        Unlabelled {
+            handles: Arc::new(Handles::new(service.clone())),
+            service,
+        }
+    }
+
+    /// The `service` label.
+    #[cfg(all(feature = "keyed", feature = "http"))]
+    pub(crate) fn service(&self) -> Arc<str> {
+        self.service.clone()
+    }
+}
+
+impl<Req, Res> Labels<Req, Res> for Unlabelled {
+    type Tally = Handles;
+
+    #[inline]
+    fn tally(&self, _req: &Req) -> Arc<Handles> {
+        self.handles.clone()
+    }
+}
+
+impl<Res> ClassOf<Res> for Unlabelled {
+    #[inline]
+    fn class<E>(_result: Result<&Res, &E>) -> StatusClass {
+        0
+    }
+}
+
 /// Reports RED metrics of a service. See the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct Metrics<S, C = DefaultClassifier> {
+pub struct Metrics<S, C = DefaultClassifier, L = Unlabelled> {
     inner: S,
-    handles: Arc<Handles>,
+    labels: L,
     classifier: C,
 }
 
-impl<S, C> Metrics<S, C> {
-    pub(crate) fn from_parts(inner: S, handles: Arc<Handles>, classifier: C) -> Self {
+impl<S, C, L> Metrics<S, C, L> {
+    pub(crate) fn from_parts(inner: S, labels: L, classifier: C) -> Self {
         Metrics {
             inner,
-            handles,
+            labels,
             classifier,
         }
     }
@@ -121,14 +234,15 @@ impl<S, C> Metrics<S, C> {
     }
 }
 
-impl<S, C, Req> Service<Req> for Metrics<S, C>
+impl<S, C, L, Req> Service<Req> for Metrics<S, C, L>
 where
     S: Service<Req>,
     C: crate::classify::Classify<S::Response, S::Error> + Clone,
+    L: Labels<Req, S::Response>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S::Future, C, L, L::Tally>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -137,11 +251,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        self.handles.started();
+        let tally = self.labels.tally(&req);
+        tally.started();
         let started = Instant::now();
         ResponseFuture::new(
             self.inner.call(req),
-            self.handles.clone(),
+            tally,
             self.classifier.clone(),
             started,
         )
