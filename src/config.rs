@@ -35,14 +35,33 @@ pub struct ConfigError {
 /// What was wrong with a value; kept private so new checks can be added.
 #[derive(Debug, Clone, PartialEq)]
 enum Problem {
-    RateOutOfRange { value: f64, zero_allowed: bool },
+    RateOutOfRange {
+        value: f64,
+        zero_allowed: bool,
+    },
     Zero,
     ZeroDuration,
-    Smaller { value: String, other: &'static str },
-    Percent { value: f64 },
-    TooLarge { value: u64, max: u64 },
-    Missing { what: &'static str },
-    TooLong { max: &'static str },
+    Smaller {
+        value: String,
+        other: &'static str,
+    },
+    Percent {
+        value: f64,
+    },
+    TooLarge {
+        value: u64,
+        max: u64,
+    },
+    Missing {
+        what: &'static str,
+    },
+    TooLong {
+        max: &'static str,
+    },
+    #[cfg(all(feature = "stack", feature = "http"))]
+    Unsupported {
+        why: &'static str,
+    },
 }
 
 impl ConfigError {
@@ -111,6 +130,8 @@ impl fmt::Display for Problem {
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
             Problem::Missing { what } => write!(f, "is missing: {what}"),
             Problem::TooLong { max } => write!(f, "must be at most {max}"),
+            #[cfg(all(feature = "stack", feature = "http"))]
+            Problem::Unsupported { why } => write!(f, "must not be set: {why}"),
             Problem::Percent { value } => {
                 write!(f, "must be a percentage in [0, 100], got {value}")
             }
@@ -145,6 +166,12 @@ impl Check {
     #[cfg(feature = "stack")]
     pub(crate) fn missing(self, field: &'static str, what: &'static str) -> ConfigError {
         self.error(field, Problem::Missing { what })
+    }
+
+    /// A part of the configuration that has no use where it is.
+    #[cfg(all(feature = "stack", feature = "http"))]
+    pub(crate) fn unsupported(self, field: &'static str, why: &'static str) -> ConfigError {
+        self.error(field, Problem::Unsupported { why })
     }
 
     /// A ratio in (0, 1]; NaN is rejected.

@@ -117,6 +117,9 @@ pub(crate) struct Registry<K, V> {
 /// The label of keys past the bound.
 pub(crate) const OTHER: &str = "other";
 
+/// The label of requests without a key.
+pub(crate) const NONE: &str = "none";
+
 impl<K, V> Registry<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -134,12 +137,13 @@ where
     }
 
     /// The state of `key`, made by `make` with the key's label when the key
-    /// is new (or was evicted).
+    /// is new (or was evicted). A label of `None` is a fixed value that
+    /// does not count against the bound: `none`.
     #[inline]
     pub(crate) fn get_or_make(
         &self,
         key: &K,
-        label: impl FnOnce() -> Arc<str>,
+        label: impl FnOnce() -> Option<Arc<str>>,
         make: impl FnOnce(Arc<str>) -> V,
     ) -> V {
         if let Some(value) = self.entries.get(key) {
@@ -150,11 +154,11 @@ where
     }
 
     /// `label()` while the bound of distinct labels allows, `other` after.
-    fn label(&self, label: impl FnOnce() -> Arc<str>) -> Arc<str> {
-        if self.labels_given.fetch_add(1, Ordering::Relaxed) < self.max {
-            label()
-        } else {
-            Arc::from(OTHER)
+    fn label(&self, label: impl FnOnce() -> Option<Arc<str>>) -> Arc<str> {
+        match label() {
+            Some(label) if self.labels_given.fetch_add(1, Ordering::Relaxed) < self.max => label,
+            Some(_) => Arc::from(OTHER),
+            None => Arc::from(NONE),
         }
     }
 
@@ -187,14 +191,14 @@ mod tests {
     fn keys_past_the_bound_are_evicted_least_recently_used_first() {
         let registry: Registry<u32, Arc<str>> = Registry::new(3);
         for key in 0..3 {
-            registry.get_or_make(&key, || Arc::from(key.to_string()), |label| label);
+            registry.get_or_make(&key, || Some(Arc::from(key.to_string())), |label| label);
         }
         // Key 0 is used again: 1 is now the least recently used. (Uses are
         // recorded in batches; the test applies them before going on.)
         registry.entries.run_pending_tasks();
         assert!(registry.get(&0).is_some());
         registry.entries.run_pending_tasks();
-        registry.get_or_make(&3, || Arc::from("3"), |label| label);
+        registry.get_or_make(&3, || Some(Arc::from("3")), |label| label);
         let kept: Vec<u32> = {
             let mut keys: Vec<u32> = registry.entries().into_iter().map(|(k, _)| *k).collect();
             keys.sort_unstable();
@@ -208,7 +212,9 @@ mod tests {
     fn labels_past_the_bound_are_other() {
         let registry: Registry<u32, Arc<str>> = Registry::new(2);
         let labels: Vec<Arc<str>> = (0..4)
-            .map(|key| registry.get_or_make(&key, || Arc::from(key.to_string()), |label| label))
+            .map(|key| {
+                registry.get_or_make(&key, || Some(Arc::from(key.to_string())), |label| label)
+            })
             .collect();
         assert_eq!(
             labels.iter().map(|l| &**l).collect::<Vec<_>>(),

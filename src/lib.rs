@@ -88,6 +88,16 @@
 //! Retries and hedges copy only requests that are safe to repeat
 //! ([`request::Idempotent`]) unless you choose otherwise.
 //!
+//! # Servers
+//!
+//! In an axum `Router` or a tonic `Server`, the layers answer by
+//! themselves ([`server::Respond`]: 503 with `Retry-After`, 504; gRPC
+//! `UNAVAILABLE`, `DEADLINE_EXCEEDED`) and keep the handlers' `Infallible`
+//! error, so `Router::layer` takes them as they are;
+//! [`ResilienceLayer::server`](stack::ResilienceLayer::server) gives the
+//! server's stack (Metrics → CircuitBreaker → Timeout), with a breaker and
+//! metric labels per route ([`key`]) when asked.
+//!
 //! # Metrics
 //!
 //! With the `metrics` feature, every layer reports through the
@@ -142,6 +152,8 @@
 //! | `http` | yes | [`classify::HttpClassifier`] for `http::Response`, [`request::Idempotent`] for `http::Request`, the HTTP answers of [`error`] |
 //! | `reqwest` | no | the same for `reqwest::Response` and `reqwest::Request` (depends on `reqwest`, without its default features) |
 //! | `grpc` | no | [`classify::GrpcClassifier`], [`grpc`], `tonic::Status` answers (depends on `tonic`, without its default features) |
+//! | `keyed` | yes | [`key`]: a breaker and metric labels per key or route, bounded (uses `moka`) |
+//! | `axum` | no | [`key::ByRoute`]: keys from axum's matched route (depends on `axum`, without its default features) |
 //! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
 //! | `full` | no | all of the above |
 //!

@@ -1,4 +1,4 @@
-//! The README's client snippets are the examples CI runs: each block after
+//! The README's client and server snippets are the examples CI runs: each block after
 //! an `<!-- example: PATH -->` comment must be that example's code, line
 //! for line and in order (the README leaves out the module docs, the
 //! machinery modules and `main`). The README's blocks are doctests too, so
@@ -35,7 +35,8 @@ fn the_client_snippets_are_the_examples_code() {
         [
             "examples/reqwest_client.rs",
             "examples/hyper_client.rs",
-            "examples/tonic_client.rs"
+            "examples/tonic_client.rs",
+            "examples/axum_server.rs"
         ]
     );
     for (path, code) in blocks {
@@ -49,7 +50,8 @@ fn the_client_snippets_are_the_examples_code() {
             );
         }
         assert!(
-            code.iter().any(|l| l.contains("fn greeter(")),
+            code.iter()
+                .any(|l| l.contains("fn greeter(") || l.contains("fn app(")),
             "{path}: the README shows how the stack is built"
         );
     }

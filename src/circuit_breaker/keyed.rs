@@ -37,7 +37,7 @@ impl Breakers {
         };
         self.per_key.get_or_make(
             &key,
-            || keyer.label(req),
+            || Some(keyer.label(req)),
             |label| {
                 let mut settings = self.keyless.settings().clone();
                 settings.key = Some(label);

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{CLASSES, ClassOf, Labels, OUTCOMES, StatusClass, Tally, outcome_index};
 use crate::classify::Outcome;
 use crate::config::{Check, ConfigError};
-use crate::key::{Keyer, Registry};
+use crate::key::{Keyer, NONE, Registry};
 use crate::telemetry::{Counter, Gauge, Histogram, Scope};
 
 /// Which labels a [`MetricsLayer`](super::MetricsLayer) adds on HTTP calls:
@@ -51,9 +51,6 @@ impl<Req> Keyer<Req> for NoRoute {
         Arc::from(NONE)
     }
 }
-
-/// The label value of a call without a route or a status.
-const NONE: &str = "none";
 
 /// The values of the `method` label; any other method is `other`.
 const METHODS: [&str; 10] = [
@@ -226,8 +223,8 @@ where
         table.registry.get_or_make(
             &key,
             || match (&self.route, routed) {
-                (Some(keyer), true) => keyer.label(req),
-                _ => Arc::from(NONE),
+                (Some(keyer), true) => Some(keyer.label(req)),
+                _ => None,
             },
             |route| {
                 let mut scope = Scope::new(table.service.clone());

@@ -69,6 +69,7 @@ use crate::telemetry::{Counter, Gauge, Histogram, Scope};
 pub(crate) type StatusClass = usize;
 
 /// The values of the `status_class` label, by [`StatusClass`].
+#[cfg(all(feature = "keyed", feature = "http"))]
 pub(crate) const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The counters and histogram of calls, and the in-flight gauge, that a

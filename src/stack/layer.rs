@@ -125,6 +125,16 @@ impl<Req, Res> ResilienceLayer<Req, Res> {
     }
 }
 
+#[cfg(all(feature = "http", feature = "keyed"))]
+impl ResilienceLayer<(), ()> {
+    /// The layers of `config` that belong on a server (metrics, the
+    /// breaker and the timeout), answering by themselves, for an axum
+    /// `Router` or a tonic `Server`: see [`ServerLayer`](super::ServerLayer).
+    pub fn server(config: ResilienceConfig) -> super::ServerBuilder {
+        super::ServerBuilder::new(config)
+    }
+}
+
 impl<Req, Res, C, K, P> ResilienceLayer<Req, Res, C, K, P> {
     /// A handle to the stack's circuit breaker, shared by every service
     /// this layer wraps; `None` when the breaker is off.

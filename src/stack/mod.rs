@@ -89,6 +89,37 @@
 //! # }
 //! ```
 //!
+//! # On a server
+//!
+//! [`ResilienceLayer::server`] (or [`ServerLayer::builder`]) builds the
+//! layers that belong in a server's own stack: **Metrics →
+//! CircuitBreaker → Timeout** → the handlers. Each answers by itself (see
+//! [`crate::server`]) and the stack keeps the handlers' error type, so
+//! axum's `Router::layer` takes it as it is. A `cache`, `retry` or `hedge`
+//! section is refused there: a handler is not a service to call again.
+//! With [`per_route`](ServerBuilder::per_route), a breaker and metric
+//! labels per route, bounded.
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use tower_bulwark::key::ByRoute;
+//! use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+//!
+//! # fn main() -> Result<(), tower::BoxError> {
+//! let resilience = ResilienceLayer::server(ResilienceConfig::default().service("api").timeout(Duration::from_secs(2)))
+//!     .per_route(ByRoute, 100)
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "a user" }))
+//!     .layer(resilience);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! # }
+//! ```
+//!
 //! # From a file
 //!
 //! With the `serde` feature, [`ResilienceConfig::from_toml`] and
@@ -131,6 +162,8 @@ mod file;
 pub mod future;
 mod layer;
 mod profile;
+#[cfg(all(feature = "http", feature = "keyed"))]
+mod server;
 
 pub use self::answer::{Answer, Bottom, BoxErrors, Copier, Hint, Judge, MarkAnswer, SharedKey};
 pub use self::builder::ResilienceBuilder;
@@ -143,6 +176,8 @@ pub use self::profile::Grpc;
 #[cfg(feature = "http")]
 pub use self::profile::Http;
 pub use self::profile::{Plain, Profile};
+#[cfg(all(feature = "http", feature = "keyed"))]
+pub use self::server::{NoKey, PerRoute, ServerBuilder, ServerKeys, ServerLayer};
 
 /// The cache key type of a stack without a cache: until
 /// [`ResilienceBuilder::cache_key`] is given, the stack has no cache layer
