@@ -207,3 +207,39 @@ async fn a_tonic_server_behind_the_layers_answers_unavailable_and_deadline_excee
         "the open breaker did not call the greeter"
     );
 }
+
+/// A route served by a client stack (a gateway's upstream): its errors are
+/// answered by `RespondLayer`, and no answer names an internal address.
+#[tokio::test]
+async fn a_routes_upstream_errors_are_answered_without_addresses() {
+    use tower::{BoxError, Layer, service_fn};
+    use tower_bulwark::balance::{BalanceConfig, LoadBalance};
+    use tower_bulwark::server::RespondLayer;
+
+    type Upstream = tower::util::BoxCloneSyncService<
+        axum::extract::Request,
+        axum::response::Response,
+        BoxError,
+    >;
+    // No instance of the upstream is up: no endpoint available.
+    let none: Vec<(&str, Upstream)> = Vec::new();
+    let empty = LoadBalance::new(BalanceConfig::default(), none).unwrap();
+    // An upstream whose connection fails.
+    let refused = service_fn(|_req: axum::extract::Request| async {
+        Err::<axum::response::Response, BoxError>("connect to 10.0.0.7:8080 refused".into())
+    });
+    let app = Router::new()
+        .route_service("/users", RespondLayer::http().layer(empty))
+        .route_service("/orders", RespondLayer::http().layer(refused));
+    let (url, server) = serve(app).await;
+
+    let users = reqwest::get(format!("{url}/users")).await.unwrap();
+    assert_eq!(users.status(), 503);
+    assert_eq!(users.text().await.unwrap(), "no endpoint available");
+    let orders = reqwest::get(format!("{url}/orders")).await.unwrap();
+    assert_eq!(orders.status(), 502);
+    let body = orders.text().await.unwrap();
+    assert_eq!(body, "Bad Gateway");
+    assert!(!body.contains("10.0.0.7"));
+    server.abort();
+}

@@ -13,7 +13,12 @@
 //! | deadline passed | 504 (or 408: [`Respond::timeout_status`]) | `DEADLINE_EXCEEDED` |
 //!
 //! Each answer has a short plain body ("circuit open", "timed out") that
-//! names no internal address. The timeout answers without a copy of the
+//! names no internal address.
+//!
+//! A route served by a service that fails with a `BoxError` (a client stack
+//! to an upstream, a balancer) gets the same answers from
+//! [`RespondLayer`]: 503 when no endpoint is available, 502 for an error
+//! that is not the crate's. The timeout answers without a copy of the
 //! request: unlike a fallback service, [`Respond`] needs nothing of it, so
 //! neither the request nor its body need be `Clone`.
 //!
@@ -167,5 +172,183 @@ where
     #[inline]
     fn call_kept<C: Cause>(&mut self, _kept: (), cause: C) -> Self::Future {
         std::future::ready(Ok(self.answers.answer(cause.kind())))
+    }
+}
+
+/// Answers the errors of a service that fails with [`BoxError`](crate::BoxError)
+/// (a client stack used as a route's service, a balancer of upstreams),
+/// so that it can serve a route: the crate's errors as [`Respond`] answers
+/// them (an open circuit 503 with `Retry-After`, no endpoint available
+/// 503, a deadline 504), any other error with
+/// [`other_status`](RespondLayer::other_status) (502 by default: the
+/// upstream failed) and a body that names no address. See the
+/// [module docs](self).
+///
+/// # Example
+///
+/// ```
+/// use axum::Router;
+/// use tower::{service_fn, BoxError, Layer};
+/// use tower_bulwark::server::RespondLayer;
+///
+/// // An upstream, through the client stack of your choice.
+/// let upstream = service_fn(|_req: axum::extract::Request| async {
+///     Err::<axum::response::Response, BoxError>("10.0.0.7:8080 refused".into())
+/// });
+/// let app: Router = Router::new().route_service("/users/{id}", RespondLayer::http().layer(upstream));
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RespondLayer<P = Http> {
+    respond: Respond<P>,
+    other: StatusCode,
+}
+
+impl RespondLayer {
+    /// HTTP answers (see [`Respond::http`]); other errors are 502.
+    pub fn http() -> Self {
+        RespondLayer {
+            respond: Respond::http(),
+            other: StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Answers an elapsed deadline with `status` instead of 504.
+    pub fn timeout_status(mut self, status: StatusCode) -> Self {
+        self.respond = self.respond.timeout_status(status);
+        self
+    }
+
+    /// Answers errors that are not the crate's with `status` (500, say,
+    /// when the service is the server's own work rather than an upstream).
+    pub fn other_status(mut self, status: StatusCode) -> Self {
+        self.other = status;
+        self
+    }
+}
+
+impl<S, P: Clone> tower_layer::Layer<S> for RespondLayer<P> {
+    type Service = Responding<S, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Responding {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// A service whose errors are answered as responses; made by
+/// [`RespondLayer`].
+#[derive(Debug, Clone)]
+pub struct Responding<S, P = Http> {
+    inner: S,
+    layer: RespondLayer<P>,
+}
+
+impl<S, P> Responding<S, P> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, B> tower_service::Service<Req> for Responding<S, Http>
+where
+    S: tower_service::Service<Req, Response = http::Response<B>>,
+    S::Error: Into<crate::BoxError>,
+    B: From<&'static str>,
+{
+    type Response = http::Response<B>;
+    type Error = std::convert::Infallible;
+    type Future = future::RespondingFuture<S::Future, Http>;
+
+    /// Ready when the inner service is; an inner service that fails to get
+    /// ready is called anyway, and its error answered then.
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.inner.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        future::RespondingFuture::new(self.inner.call(req), self.layer.respond, self.layer.other)
+    }
+}
+
+pub mod future {
+    //! Future types.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+
+    use http::StatusCode;
+    use pin_project_lite::pin_project;
+
+    use super::{Answers, Http, Respond};
+    use crate::error::ErrorKind;
+
+    pin_project! {
+        /// Response future of [`Responding`](super::Responding).
+        #[derive(Debug)]
+        pub struct RespondingFuture<F, P> {
+            #[pin]
+            inner: F,
+            respond: Respond<P>,
+            other: StatusCode,
+        }
+    }
+
+    impl<F, P> RespondingFuture<F, P> {
+        pub(super) fn new(inner: F, respond: Respond<P>, other: StatusCode) -> Self {
+            RespondingFuture {
+                inner,
+                respond,
+                other,
+            }
+        }
+    }
+
+    impl<F, B, E> Future for RespondingFuture<F, Http>
+    where
+        F: Future<Output = Result<http::Response<B>, E>>,
+        E: Into<crate::BoxError>,
+        B: From<&'static str>,
+    {
+        type Output = Result<http::Response<B>, std::convert::Infallible>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            Poll::Ready(Ok(match ready!(this.inner.poll(cx)) {
+                Ok(response) => response,
+                Err(error) => {
+                    let error: crate::BoxError = error.into();
+                    match ErrorKind::of(&*error) {
+                        Some(kind) => this.respond.answers.answer(kind),
+                        None => {
+                            let mut response = http::Response::new(B::from(
+                                this.other.canonical_reason().unwrap_or("error"),
+                            ));
+                            *response.status_mut() = *this.other;
+                            response
+                        }
+                    }
+                }
+            }))
+        }
     }
 }
