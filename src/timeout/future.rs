@@ -87,43 +87,58 @@ where
 {
     type Output = Result<Res, <Fb as ErrorPolicy>::Error<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Waiting {
-                    response,
-                    sleep,
-                    fallback,
-                } => {
-                    // The inner answer wins whenever it is there, even while
-                    // a fallback is getting ready.
-                    if let Poll::Ready(result) = response.poll(cx) {
-                        return Poll::Ready(result.map_err(Fb::inner));
-                    }
-                    ready!(sleep.poll(cx));
-                    if let Some((service, _)) = fallback.as_mut() {
-                        ready!(service.poll_ready(cx))?;
-                    }
-                    let next = State::Expired {
-                        fallback: fallback.take(),
-                    };
-                    // The attempt is dropped here: cut off by the deadline.
-                    cut_off::scope(|| state.set(next));
-                }
-                StateProj::Expired { fallback } => {
-                    let Some((service, _)) = fallback.as_mut() else {
-                        unreachable!("the fallback is kept until it is called");
-                    };
-                    ready!(service.poll_ready(cx))?;
-                    let Some((mut service, kept)) = fallback.take() else {
-                        unreachable!("the fallback is kept until it is called");
-                    };
-                    let future = service.call_kept(kept, Elapsed::new());
-                    state.set(State::Fallback { future });
-                }
-                StateProj::Fallback { future } => return future.poll(cx),
+        // The inner answer wins whenever it is there, even while a fallback
+        // is getting ready: the common case, kept small enough to inline.
+        if let StateProj::Waiting { response, .. } = state.as_mut().project() {
+            if let Poll::Ready(result) = response.poll(cx) {
+                return Poll::Ready(result.map_err(Fb::inner));
             }
+        }
+        poll_deadline(state, cx)
+    }
+}
+
+/// The rest of a poll, once the inner answer is not there: the deadline,
+/// and the fallback.
+fn poll_deadline<Fut, Fb, Req, Res, E>(
+    mut state: Pin<&mut State<Fut, Fb, Req, Res, E>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Res, <Fb as ErrorPolicy>::Error<E>>>
+where
+    Fut: Future<Output = Result<Res, E>>,
+    E: Into<crate::BoxError>,
+    Fb: DeferredFallback<Req, Res, E>,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Waiting {
+                sleep, fallback, ..
+            } => {
+                ready!(sleep.poll(cx));
+                if let Some((service, _)) = fallback.as_mut() {
+                    ready!(service.poll_ready(cx))?;
+                }
+                let next = State::Expired {
+                    fallback: fallback.take(),
+                };
+                // The attempt is dropped here: cut off by the deadline.
+                cut_off::scope(|| state.set(next));
+            }
+            StateProj::Expired { fallback } => {
+                let Some((service, _)) = fallback.as_mut() else {
+                    unreachable!("the fallback is kept until it is called");
+                };
+                ready!(service.poll_ready(cx))?;
+                let Some((mut service, kept)) = fallback.take() else {
+                    unreachable!("the fallback is kept until it is called");
+                };
+                let future = service.call_kept(kept, Elapsed::new());
+                state.set(State::Fallback { future });
+            }
+            StateProj::Fallback { future } => return future.poll(cx),
         }
     }
 }
