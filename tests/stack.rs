@@ -723,3 +723,69 @@ async fn a_cache_hit_gives_back_the_probe_slot_it_was_ready_with() {
     assert_eq!(probe.into_inner(), "user 3");
     assert_eq!(handle.state(), CircuitState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_weighed_cache_keeps_no_more_than_its_weight() {
+    // Each answer weighs 600; the cache holds 1 000: one entry at a time.
+    let cache = || {
+        CacheConfig::default()
+            .ttl(Duration::from_secs(60))
+            .max_entries(1_000)
+    };
+    let weighed = ResilienceLayer::builder(ResilienceConfig::default().cache(cache()))
+        .cache_key(|id: &u32| Some(*id))
+        .cache_weigher(|_: &u32, _: &String| 600)
+        .build()
+        .unwrap();
+    let counted = ResilienceLayer::builder(ResilienceConfig::default().cache(cache()))
+        .cache_key(|id: &u32| Some(*id))
+        .build()
+        .unwrap();
+    let mut second_pass = Vec::new();
+    for layer in [weighed, counted] {
+        let backend = Backend::default();
+        let mut svc = layer.layer(backend.service());
+        for id in 0..500 {
+            call(&mut svc, id).await.unwrap();
+        }
+        let before = backend.calls();
+        for id in 0..500 {
+            assert_eq!(call(&mut svc, id).await.unwrap(), format!("user {id}"));
+        }
+        second_pass.push(backend.calls() - before);
+    }
+    // Weighed, nearly every read misses again (moka evicts in batches, so
+    // a few more than one entry may be held for a while); counted, 1 000
+    // entries hold all 500.
+    assert!(second_pass[0] >= 450, "{} of 500 missed", second_pass[0]);
+    assert_eq!(second_pass[1], 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cache_if_stores_only_the_answers_it_admits() {
+    let backend = Backend::default();
+    let layer = ResilienceLayer::builder(
+        ResilienceConfig::default().cache(
+            CacheConfig::default()
+                .ttl(Duration::from_secs(60))
+                .stale_if_error(Duration::from_secs(600)),
+        ),
+    )
+    .cache_key(|id: &u32| Some(*id))
+    // Odd ids stand for "not found": not kept.
+    .cache_if(|answer: &String| answer.ends_with(['0', '2', '4', '6', '8']))
+    .build()
+    .unwrap();
+    let mut svc = layer.layer(backend.service());
+    for _ in 0..3 {
+        call(&mut svc, 2).await.unwrap();
+        call(&mut svc, 3).await.unwrap();
+    }
+    assert_eq!(backend.calls(), 1 + 3, "2 was kept, 3 asked each time");
+
+    // Nor is an answer not admitted served stale when the backend fails.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    backend.down.store(true, Ordering::SeqCst);
+    assert_eq!(call(&mut svc, 2).await.unwrap(), "user 2", "stale");
+    assert!(call(&mut svc, 3).await.is_err());
+}

@@ -33,6 +33,17 @@
 //! `http_body_util::BodyExt::collect` in a `map_response` layer or in your
 //! client service), and cache `http::Response<Bytes>`.
 //!
+//! What hyper (and so reqwest) hands out are slices of its read buffer:
+//! its header values, and a body that arrived in one chunk. A cached
+//! response built from them keeps the whole buffer alive, kilobytes for an
+//! answer of a hundred bytes. Copy them (`Bytes::copy_from_slice`,
+//! `HeaderValue::from_bytes`) into the response you cache, and bound the
+//! cache by bytes with a weigher that counts the headers as well as the
+//! body. The example gateway does both (`examples/common/client.rs`
+//! copies, `examples/common/gateway.rs` weighs): 30 000 distinct reads
+//! left its resident memory 8 MB larger with a cap of 4 MiB (4 MB larger
+//! with no cache at all); before it copied, 160 MB larger.
+//!
 //! The layer keeps the inner service's error type (it needs
 //! `E: From<SharedError<E>>`, which `BoxError` and `Infallible` are).
 //! Each service the layer wraps gets its own store; clones share it.

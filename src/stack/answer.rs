@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::future::{AnswerFuture, BoxErrorsFuture};
 use crate::BoxError;
-use crate::cache::{CacheKey, CacheStatus, MarkStatus};
+use crate::cache::{CacheKey, CacheStatus, MarkStatus, Weigher};
 use crate::classify::{Classify, Outcome, PendingOutcome};
 use crate::request::CloneRequest;
 use crate::retry::RetryAfter;
@@ -94,6 +94,110 @@ where
             return None;
         }
         self.classifier.at_end(&mut answer.response)
+    }
+}
+
+/// The stack's classifier as its cache uses it: [`Judge`]'s verdict, except
+/// that a success the stack's [`cache_if`](super::ResilienceBuilder::cache_if)
+/// rule refuses is [`Ignored`](Outcome::Ignored): passed on, neither stored
+/// nor answered from a stale entry.
+pub struct CacheJudge<C, Res> {
+    judge: Judge<C>,
+    admit: Option<Arc<AdmitFn<Res>>>,
+}
+
+pub(super) type AdmitFn<Res> = dyn Fn(&Res) -> bool + Send + Sync;
+
+impl<C, Res> CacheJudge<C, Res> {
+    pub(super) fn new(judge: Judge<C>, admit: Option<Arc<AdmitFn<Res>>>) -> Self {
+        CacheJudge { judge, admit }
+    }
+}
+
+impl<C: Clone, Res> Clone for CacheJudge<C, Res> {
+    fn clone(&self) -> Self {
+        CacheJudge {
+            judge: self.judge.clone(),
+            admit: self.admit.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug, Res> fmt::Debug for CacheJudge<C, Res> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheJudge")
+            .field("judge", &self.judge)
+            .field("cache_if", &self.admit.is_some())
+            .finish()
+    }
+}
+
+impl<C, Res> Classify<Answer<Res>, BoxError> for CacheJudge<C, Res>
+where
+    C: Classify<Res, BoxError>,
+{
+    #[inline]
+    fn classify(&self, result: Result<&Answer<Res>, &BoxError>) -> Outcome {
+        match self.judge.classify(result) {
+            Outcome::Success => match (&self.admit, result) {
+                (Some(admit), Ok(answer)) if !admit(&answer.response) => Outcome::Ignored,
+                _ => Outcome::Success,
+            },
+            outcome => outcome,
+        }
+    }
+}
+
+/// A rule that says which responses the stack's cache may store.
+pub(super) fn admit_fn<Res, F>(admit: F) -> Arc<AdmitFn<Res>>
+where
+    F: Fn(&Res) -> bool + Send + Sync + 'static,
+{
+    Arc::new(admit)
+}
+
+/// How the stack's cache weighs an entry (see
+/// [`cache_weigher`](super::ResilienceBuilder::cache_weigher)); entries count
+/// one each without one.
+pub struct Weighing<K, Res>(Option<Arc<WeighFn<K, Res>>>);
+
+type WeighFn<K, Res> = dyn Fn(&K, &Res) -> u32 + Send + Sync;
+
+impl<K, Res> Weighing<K, Res> {
+    pub(super) fn none() -> Self {
+        Weighing(None)
+    }
+
+    pub(super) fn new<F>(weigher: F) -> Self
+    where
+        F: Fn(&K, &Res) -> u32 + Send + Sync + 'static,
+    {
+        Weighing(Some(Arc::new(weigher)))
+    }
+}
+
+impl<K, Res> Clone for Weighing<K, Res> {
+    fn clone(&self) -> Self {
+        Weighing(self.0.clone())
+    }
+}
+
+impl<K, Res> fmt::Debug for Weighing<K, Res> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Weighing").field(&self.0.is_some()).finish()
+    }
+}
+
+impl<K, Res> Weigher<K, Answer<Res>> for Weighing<K, Res>
+where
+    K: 'static,
+    Res: 'static,
+{
+    fn into_weigher(self) -> Option<Arc<dyn Fn(&K, &Answer<Res>) -> u32 + Send + Sync>> {
+        let weigh = self.0?;
+        Some(Arc::new(move |key: &K, answer: &Answer<Res>| {
+            weigh(key, &answer.response)
+        }))
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tower_service::Service;
 
-use super::answer::{Answer, Copier, Hint, Judge, MarkAnswer, SharedKey};
+use super::answer::{
+    Answer, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing, admit_fn,
+};
 use super::layer::{Fallback, ResilienceLayer, StackBreaker, StackCache, StackHedge, StackRetry};
 use super::profile::Plain;
 use super::{NoCache, ResilienceConfig};
@@ -44,6 +46,8 @@ pub struct ResilienceBuilder<Req, Res, C = DefaultClassifier, K = NoCache, P = P
     config: ResilienceConfig,
     classifier: C,
     key: Option<SharedKey<Req, K>>,
+    weigher: Weighing<K, Res>,
+    admit: Option<std::sync::Arc<super::answer::AdmitFn<Res>>>,
     copier: Copier<Req>,
     hint: Hint<Res>,
     fallback: Fallback<Req, Res>,
@@ -70,6 +74,8 @@ impl<Req, Res> ResilienceBuilder<Req, Res> {
             config,
             classifier: DefaultClassifier,
             key: None,
+            weigher: Weighing::none(),
+            admit: None,
             copier: Copier::none(),
             hint: Hint::none(),
             fallback: OptionalFallback::none(),
@@ -88,6 +94,8 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
             config: self.config,
             classifier,
             key: self.key,
+            weigher: self.weigher,
+            admit: self.admit,
             copier: self.copier,
             hint: self.hint,
             fallback: self.fallback,
@@ -121,12 +129,37 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
             config: self.config,
             classifier: self.classifier,
             key: Some(SharedKey::new(key)),
+            weigher: Weighing::none(),
+            admit: self.admit,
             copier: self.copier,
             hint: self.hint,
             fallback: self.fallback,
             events: self.events,
             _profile: PhantomData,
         }
+    }
+
+    /// Bounds the cache by total weight instead of entries: `weigher` gives
+    /// each entry's weight (its size in bytes, say), and the `cache`
+    /// section's `max_entries` is then the most total weight kept. Give it
+    /// after [`cache_key`](Self::cache_key).
+    pub fn cache_weigher<F>(mut self, weigher: F) -> Self
+    where
+        F: Fn(&K, &Res) -> u32 + Send + Sync + 'static,
+    {
+        self.weigher = Weighing::new(weigher);
+        self
+    }
+
+    /// Stores in the cache only the responses `admit` accepts (among those
+    /// the classifier calls a success): a 200, not a 404, say. The others
+    /// pass through, neither stored nor answered from a stale entry.
+    pub fn cache_if<F>(mut self, admit: F) -> Self
+    where
+        F: Fn(&Res) -> bool + Send + Sync + 'static,
+    {
+        self.admit = Some(admit_fn(admit));
+        self
     }
 
     /// Copies every request with `Clone` for retries and hedges. Only for
@@ -225,6 +258,8 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
             config: self.config,
             classifier,
             key: self.key,
+            weigher: self.weigher,
+            admit: self.admit,
             copier: self.copier,
             hint: self.hint,
             fallback: self.fallback,
@@ -250,6 +285,8 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
             config,
             classifier,
             key,
+            weigher,
+            admit,
             copier,
             hint,
             fallback,
@@ -275,7 +312,7 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
         };
         Ok(ResilienceLayer {
             metrics: parts.metrics(),
-            cache: parts.cache(key)?,
+            cache: parts.cache(key, weigher, admit)?,
             retry: parts.retry(&copier, hint)?,
             breaker: parts.breaker(fallback)?,
             hedge: parts.hedge(&copier)?,
@@ -313,17 +350,20 @@ impl<C: Clone> Parts<'_, C> {
             .then(|| MetricsLayer::new(self.service()).classify(self.judge(Outcome::Failure)))
     }
 
-    fn cache<Req, K>(
+    fn cache<Req, Res, K>(
         &self,
         key: Option<SharedKey<Req, K>>,
-    ) -> Result<Option<StackCache<Req, K, C>>, ConfigError> {
+        weigher: Weighing<K, Res>,
+        admit: Option<std::sync::Arc<super::answer::AdmitFn<Res>>>,
+    ) -> Result<Option<StackCache<Req, Res, K, C>>, ConfigError> {
         let (Some(config), Some(key)) = (self.config.cache.clone(), key) else {
             return Ok(None);
         };
         let layer = CacheLayer::with_key(config.service(self.service()), key)
             .map_err(|e| e.in_section("cache"))?
-            .classify(self.judge(Outcome::Failure))
-            .mark_with(MarkAnswer);
+            .classify(CacheJudge::new(self.judge(Outcome::Failure), admit))
+            .mark_with(MarkAnswer)
+            .weigh_with(weigher);
         Ok(Some(layer))
     }
 

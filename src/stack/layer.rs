@@ -12,7 +12,9 @@ use tower::util::Either;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::answer::{Answer, Bottom, BoxErrors, Copier, Hint, Judge, MarkAnswer, SharedKey};
+use super::answer::{
+    Answer, Bottom, BoxErrors, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing,
+};
 use super::builder::ResilienceBuilder;
 use super::future::ResponseFuture;
 use super::profile::{Plain, Profile};
@@ -46,7 +48,7 @@ type Cached<S, Req, Res, K, C> = Either<
         SharedKey<Req, K>,
         Answer<Res>,
         BoxError,
-        Judge<C>,
+        CacheJudge<C, Res>,
         MarkAnswer,
     >,
     Retried<S, Req, Res, C>,
@@ -54,7 +56,8 @@ type Cached<S, Req, Res, K, C> = Either<
 type Measured<T, C> = Either<Metrics<T, Judge<C>>, T>;
 
 /// The cache layer of a stack whose requests are cached under keys `K`.
-pub(super) type StackCache<Req, K, C> = CacheLayer<Req, K, SharedKey<Req, K>, Judge<C>, MarkAnswer>;
+pub(super) type StackCache<Req, Res, K, C> =
+    CacheLayer<Req, K, SharedKey<Req, K>, CacheJudge<C, Res>, MarkAnswer, Weighing<K, Res>>;
 /// The retry layer of a stack.
 pub(super) type StackRetry<Req, Res, C> = RetryLayer<Judge<C>, Copier<Req>, Hint<Res>>;
 /// The breaker layer of a stack.
@@ -95,7 +98,7 @@ pub type BalancedService<EK, ES, Req, C = DefaultClassifier, K = NoCache, P = Pl
 /// answers leave the stack ([`Profile`]).
 pub struct ResilienceLayer<Req, Res, C = DefaultClassifier, K = NoCache, P = Plain> {
     pub(super) metrics: Option<MetricsLayer<Judge<C>>>,
-    pub(super) cache: Option<StackCache<Req, K, C>>,
+    pub(super) cache: Option<StackCache<Req, Res, K, C>>,
     pub(super) retry: Option<StackRetry<Req, Res, C>>,
     pub(super) breaker: Option<StackBreaker<Req, Res, C>>,
     pub(super) hedge: Option<StackHedge<Req, C>>,

@@ -165,7 +165,9 @@ mod profile;
 #[cfg(all(feature = "http", feature = "keyed"))]
 mod server;
 
-pub use self::answer::{Answer, Bottom, BoxErrors, Copier, Hint, Judge, MarkAnswer, SharedKey};
+pub use self::answer::{
+    Answer, Bottom, BoxErrors, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing,
+};
 pub use self::builder::ResilienceBuilder;
 pub use self::config::ResilienceConfig;
 #[cfg(feature = "serde")]
