@@ -34,28 +34,55 @@ use std::time::{Duration, Instant};
 use tower::BoxError;
 use tower_bulwark::event::Events;
 
-use common::args::Args;
+use clap::Parser;
+use common::db::{Db, TemporaryDb};
 use common::fleet;
 use common::gateway::{Gateway, bare_router};
 
+/// Load test of the gateway: the full stack against a bare proxy.
+#[derive(Debug, Parser)]
+struct Flags {
+    /// Seconds each run lasts, after a second of warm-up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Clients, each sending its next request when the last is answered.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    clients: u64,
+    /// The modes to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "bare,stack,stack+cache")]
+    modes: Vec<Mode>,
+    /// How many times each mode runs, in turn with the others.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    rounds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Each instance in turn, nothing else.
+    Bare,
+    /// The gateway's stack without its cache.
+    Stack,
+    /// The gateway as the demo runs it.
+    #[value(name = "stack+cache")]
+    StackCache,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Mode::Bare => "bare",
+            Mode::Stack => "stack",
+            Mode::StackCache => "stack+cache",
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let args = Args::parse(&[])?;
-    let duration = Duration::from_secs(args.get("duration", 10u64)?.max(1));
-    let clients: usize = args.get("clients", 32usize)?.clamp(1, 1024);
-    let modes = {
-        let modes = args.list("modes");
-        if modes.is_empty() {
-            vec![
-                "bare".to_owned(),
-                "stack".to_owned(),
-                "stack+cache".to_owned(),
-            ]
-        } else {
-            modes
-        }
-    };
-    let rounds: usize = args.get("rounds", 3usize)?.clamp(1, 20);
+    let flags = Flags::parse();
+    let duration = Duration::from_secs(flags.duration);
+    let clients = flags.clients as usize;
+    let (modes, rounds) = (flags.modes, flags.rounds);
     let _ = common::prometheus();
     println!(
         "{clients} clients, {}s per run after a 1s warm-up, {rounds} rounds of the modes in turn \
@@ -67,7 +94,7 @@ async fn main() -> Result<(), BoxError> {
     let mut runs: Vec<Vec<Figures>> = modes.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds {
         for (mode, runs) in modes.iter().zip(&mut runs) {
-            let figures = run(mode, clients, duration).await?;
+            let figures = run(*mode, clients, duration).await?;
             eprintln!(
                 "round {round}: {mode:<12} {:>8.0} req/s  p99 {:>8.2?}  cpu/request {:>8.2?}",
                 figures.rate, figures.p99, figures.cpu_per_request
@@ -81,7 +108,10 @@ async fn main() -> Result<(), BoxError> {
     );
     // Against bare: the median over rounds of each round's ratio, the runs
     // of one round having met the same spell of the machine.
-    let bare_runs = modes.iter().position(|m| m == "bare").map(|i| &runs[i]);
+    let bare_runs = modes
+        .iter()
+        .position(|m| *m == Mode::Bare)
+        .map(|i| &runs[i]);
     let ratios = |i: usize, of: &dyn Fn(&Figures) -> f64| -> String {
         let Some(bare) = bare_runs else {
             return String::new();
@@ -100,7 +130,7 @@ async fn main() -> Result<(), BoxError> {
             values.sort_by(f64::total_cmp);
             values[values.len() / 2]
         };
-        let (rate_ratio, cpu_ratio) = if mode == "bare" {
+        let (rate_ratio, cpu_ratio) = if *mode == Mode::Bare {
             (String::new(), String::new())
         } else {
             (
@@ -110,7 +140,7 @@ async fn main() -> Result<(), BoxError> {
         };
         println!(
             "{:<12} {:>10.0} {:>9.2} {:>9.2?} {:>9.2?} {:>11} {:>13.1?} {:>11}",
-            mode,
+            mode.to_string(),
             median(&|f| f.rate),
             median(&|f| f.ok) * 100.0,
             Duration::from_secs_f64(median(&|f| f.p50.as_secs_f64())),
@@ -152,26 +182,33 @@ fn cpu_time() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, BoxError> {
+async fn run(mode: Mode, clients: usize, duration: Duration) -> Result<Figures, BoxError> {
     let client = common::client::reqwest_client()?;
     let events = Events::new();
-    let users = fleet::users(3).await?;
+    let database = TemporaryDb::new("loadtest");
+    let db = Db::connect(&database.url()).await?;
+    let users = fleet::users(3, &db).await?;
     let user_urls = fleet::urls(&users);
-    let orders = fleet::orders(3, &user_urls, &client, &events).await?;
+    let orders = fleet::orders(3, &db, &user_urls, &client, &events).await?;
     let order_urls = fleet::urls(&orders);
     let app = match mode {
-        "bare" => bare_router(&user_urls, &order_urls, client.clone()),
-        "stack" => {
-            Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, false)?.router()
+        Mode::Bare => bare_router(&user_urls, &order_urls, client.clone()),
+        Mode::Stack => {
+            Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, None)?.router()
         }
-        "stack+cache" => {
-            Gateway::with_cache(&user_urls, &order_urls, client.clone(), &events, true)?.router()
+        Mode::StackCache => {
+            Gateway::new(&user_urls, &order_urls, client.clone(), &events)?.router()
         }
-        other => return Err(format!("unknown mode {other:?}: bare, stack or stack+cache").into()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = common::server::Limits::default();
+    let server = tokio::spawn(common::server::serve(
+        listener,
+        app,
+        limits,
+        Default::default(),
+    ));
 
     let _ = drive(&client, &gateway, clients, Duration::from_secs(1)).await;
     let (started, cpu) = (Instant::now(), cpu_time());
@@ -180,7 +217,7 @@ async fn run(mode: &str, clients: usize, duration: Duration) -> Result<Figures, 
     server.abort();
     let connections: u64 = users.iter().chain(&orders).map(|i| i.connections()).sum();
     eprintln!("{mode}: {connections} connections opened to the instances");
-    drop((users, orders));
+    drop((users, orders, db));
 
     let answered = latencies.len();
     let ok = latencies.iter().filter(|(_, ok)| *ok).count();

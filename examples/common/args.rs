@@ -1,95 +1,77 @@
-//! Flags as `--name value` or `--name=value`, with environment variables as
-//! the fallback (`--port` reads `PORT`). Small on purpose: the examples
-//! need a handful of flags, not a parser crate.
+//! The flags the example binaries share, parsed by clap (`--help` lists
+//! them; an unknown flag is an error). Each flag can also come from the
+//! environment variable in its help.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
+use std::time::Duration;
 
-/// A flag that is missing or cannot be read.
-#[derive(Debug)]
-pub(crate) struct ArgError(String);
+use super::server::Limits;
 
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// Where the services keep their data.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DatabaseArgs {
+    /// The database: `sqlite://FILE?mode=rwc` (every instance on this
+    /// machine sharing the file) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://bulwark-services.db?mode=rwc"
+    )]
+    pub(crate) database_url: String,
+}
+
+/// How long a listener waits for clients, and how many it serves.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LimitArgs {
+    /// Seconds a client has to send a request's head; an idle keep-alive
+    /// connection is closed after this long.
+    #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
+    pub(crate) header_timeout: f64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
+    pub(crate) body_timeout: f64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub(crate) max_connections: u32,
+}
+
+impl LimitArgs {
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs_f64(self.header_timeout),
+            body_timeout: Duration::from_secs_f64(self.body_timeout),
+            max_connections: self.max_connections as usize,
+            ..Limits::default()
+        }
     }
 }
 
-impl std::error::Error for ArgError {}
-
-#[derive(Debug, Default)]
-pub(crate) struct Args {
-    values: HashMap<String, String>,
-    switches: Vec<String>,
+/// A number of seconds from 0.01 to a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.01..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("{text:?}: seconds, from 0.01 to 86400")),
+    }
 }
 
-impl Args {
-    /// The process's arguments. `switches` are the flags that take no
-    /// value (`--no-faults`).
-    pub(crate) fn parse(switches: &[&str]) -> Result<Self, ArgError> {
-        Self::from_iter(std::env::args().skip(1), switches)
-    }
+/// URLs of instances.
+#[derive(Debug, Clone)]
+pub(crate) struct Urls(pub(crate) Vec<String>);
 
-    pub(crate) fn from_iter(
-        args: impl IntoIterator<Item = String>,
-        switches: &[&str],
-    ) -> Result<Self, ArgError> {
-        let mut parsed = Args::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let Some(flag) = arg.strip_prefix("--") else {
-                return Err(ArgError(format!("unexpected argument {arg:?}")));
-            };
-            if let Some((name, value)) = flag.split_once('=') {
-                parsed.values.insert(name.to_owned(), value.to_owned());
-            } else if switches.contains(&flag) {
-                parsed.switches.push(flag.to_owned());
-            } else {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ArgError(format!("--{flag} needs a value")))?;
-                parsed.values.insert(flag.to_owned(), value);
-            }
-        }
-        Ok(parsed)
-    }
-
-    /// `--name`, or the environment variable `NAME` (dashes as
-    /// underscores), or `default`.
-    pub(crate) fn get<T: FromStr>(&self, name: &str, default: T) -> Result<T, ArgError>
-    where
-        T::Err: fmt::Display,
-    {
-        match self.raw(name) {
-            Some(value) => value
-                .parse()
-                .map_err(|e| ArgError(format!("--{name} {value:?}: {e}"))),
-            None => Ok(default),
+/// A comma-separated list of URLs.
+pub(crate) fn urls(text: &str) -> Result<Urls, String> {
+    let urls: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for url in &urls {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{url:?}: an http:// URL"));
         }
     }
-
-    /// `--name` as a comma-separated list.
-    pub(crate) fn list(&self, name: &str) -> Vec<String> {
-        self.raw(name)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+    if urls.is_empty() {
+        return Err("at least one URL".into());
     }
-
-    pub(crate) fn switch(&self, name: &str) -> bool {
-        self.switches.iter().any(|s| s == name)
-    }
-
-    fn raw(&self, name: &str) -> Option<String> {
-        self.values
-            .get(name)
-            .cloned()
-            .or_else(|| std::env::var(name.to_uppercase().replace('-', "_")).ok())
-    }
+    Ok(Urls(urls))
 }

@@ -71,12 +71,21 @@ impl Service<Request> for HttpClient {
             .body(body);
         Box::pin(async move {
             let response = builder.send().await?;
-            let mut answer = http::Response::builder().status(response.status());
+            // Copies of their own, headers and body: what hyper gives are
+            // slices of its read buffer, which a cached response would keep
+            // alive whole (kilobytes for an answer of a hundred bytes).
+            let mut headers = http::HeaderMap::with_capacity(response.headers().len());
             for (name, value) in response.headers() {
-                answer = answer.header(name, value);
+                if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                    headers.append(name.clone(), value);
+                }
             }
-            let body = response.bytes().await?;
-            Ok(answer.body(body)?)
+            let status = response.status();
+            let body = Bytes::copy_from_slice(&response.bytes().await?);
+            let mut answer = http::Response::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok(answer)
         })
     }
 }

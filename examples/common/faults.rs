@@ -75,15 +75,14 @@ impl Faults {
     }
 }
 
-/// The middleware that applies `faults` to every request but the admin
-/// and metrics ones.
+/// The middleware that applies `faults` to every request but the metrics
+/// ones.
 pub(crate) async fn inject(
     State(faults): State<Arc<Faults>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    if path.starts_with("/admin") || path == "/metrics" {
+    if request.uri().path() == "/metrics" {
         return next.run(request).await;
     }
     let latency = faults.latency_ms.load(Ordering::Relaxed);
@@ -96,11 +95,12 @@ pub(crate) async fn inject(
     next.run(request).await
 }
 
-/// `GET /admin/faults` reads the faults, `POST /admin/faults` with
+/// The admin routes, for the admin listener only: `GET /admin/faults`
+/// reads the faults, `POST /admin/faults` with
 /// `{"latency_ms": 200, "error_rate": 0.5}` sets them, and
 /// `POST /admin/down` with `{"seconds": 5}` takes the instance down (its
-/// port closed, its connections dropped) and brings it back after that
-/// long.
+/// public port closed, its connections dropped) and brings it back after
+/// that long.
 pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
     Router::new()
         .route(
@@ -131,9 +131,8 @@ pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
         .with_state(faults)
 }
 
-/// `router` with `faults` applied and the admin routes added.
+/// `router` with `faults` applied. The admin routes are not added: they
+/// are served on the instance's admin listener only.
 pub(crate) fn with_faults(router: Router, faults: Arc<Faults>) -> Router {
-    router
-        .merge(admin_routes(faults.clone()))
-        .layer(axum::middleware::from_fn_with_state(faults, inject))
+    router.layer(axum::middleware::from_fn_with_state(faults, inject))
 }

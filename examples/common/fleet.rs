@@ -1,6 +1,7 @@
-//! The instances the demo, the load test and the chaos tests run: user
-//! service instances sharing one store, and order service instances, each
-//! checking users through a stack of its own.
+//! The instances the demo, the load test and the chaos tests run in one
+//! process: user service instances and order service instances over one
+//! database, each order instance checking users through a stack of its
+//! own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,34 +9,35 @@ use std::time::Duration;
 use tower::BoxError;
 use tower_bulwark::event::Events;
 
+use super::db::Db;
 use super::faults::Faults;
 use super::instance::Instance;
-use super::orders::{OrderStore, router as orders_router, user_client};
-use super::users::{UserStore, router as users_router};
+use super::orders::{router as orders_router, user_client};
+use super::server::Limits;
+use super::users::router as users_router;
 
-/// `n` user service instances (`user-1`…) on free ports of 127.0.0.1,
-/// sharing one store seeded with users 1 to 100.
-pub(crate) async fn users(n: usize) -> std::io::Result<Vec<Arc<Instance>>> {
-    let store = UserStore::seeded();
+/// `n` user service instances (`user-1`…) on free ports of 127.0.0.1, over
+/// `db`.
+pub(crate) async fn users(n: usize, db: &Db) -> std::io::Result<Vec<Arc<Instance>>> {
     let mut instances = Vec::with_capacity(n);
     for i in 1..=n {
-        let app = users_router(store.clone());
+        let app = users_router(db.clone());
         let faults = Arc::new(Faults::default());
-        instances.push(Instance::start(format!("user-{i}"), 0, app, faults).await?);
+        let instance = Instance::start(format!("user-{i}"), 0, 0, app, faults, Limits::default());
+        instances.push(instance.await?);
     }
     Ok(instances)
 }
 
-/// `n` order service instances (`order-1`…) sharing one store, each
-/// checking users at `user_urls` through its own stack, named
-/// `order-i/users`.
+/// `n` order service instances (`order-1`…) over `db`, each checking users
+/// at `user_urls` through its own stack, named `order-i/users`.
 pub(crate) async fn orders(
     n: usize,
+    db: &Db,
     user_urls: &[String],
     client: &reqwest::Client,
     events: &Events,
 ) -> Result<Vec<Arc<Instance>>, BoxError> {
-    let store = OrderStore::default();
     let mut instances = Vec::with_capacity(n);
     for i in 1..=n {
         let users = user_client(
@@ -44,9 +46,10 @@ pub(crate) async fn orders(
             client.clone(),
             events,
         )?;
-        let app = orders_router(store.clone(), users);
+        let app = orders_router(db.clone(), users);
         let faults = Arc::new(Faults::default());
-        instances.push(Instance::start(format!("order-{i}"), 0, app, faults).await?);
+        let instance = Instance::start(format!("order-{i}"), 0, 0, app, faults, Limits::default());
+        instances.push(instance.await?);
     }
     Ok(instances)
 }

@@ -9,6 +9,14 @@
 //! header `x-bulwark-fallback`). The orders stack has none: while its
 //! breaker is open, callers get a 503 with `Retry-After`. A timeout is a
 //! 504; no endpoint available, a 503.
+//!
+//! The cache keeps at most 64 MiB (weighed by key and body), keyed by a
+//! route's path and the query parameters it reads, and stores 2xx answers
+//! only. A `POST` is retried only with an `Idempotency-Key`, which is sent
+//! on to the service. A 503 that an order instance gives because the user
+//! service is down (header `x-dependency-unavailable`) does not count
+//! against the order service. Paths with dot segments (`..`, `%2e`) are
+//! refused before anything is proxied.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +40,9 @@ use tower_bulwark::retry::RetryConfig;
 use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
 
 use super::client::{HttpClient, Request, Response as UpstreamResponse};
-use super::orders::{UserClient, read_key};
+use super::orders::DEPENDENCY_HEADER;
+use tower_bulwark::classify::{Classify, HttpClassifier, Outcome};
+use tower_bulwark::stack::{BalancedService, Http};
 
 /// The header that says a response is a fallback's.
 pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
@@ -40,9 +50,76 @@ pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 /// `miss`, `stale` or `coalesced`.
 pub(crate) const CACHE_HEADER: &str = "x-bulwark-cache";
 
-/// One upstream service as the gateway sees it (the same stack type as the
-/// order service's view of the users).
-pub(crate) type Upstream = UserClient;
+/// How the gateway judges its upstreams' answers: as the HTTP classifier
+/// does, except that a 503 an instance gives because a dependency of its
+/// own is down (header `x-dependency-unavailable`) says nothing of the
+/// instance, and counts neither way.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UpstreamClassifier {
+    http: HttpClassifier,
+}
+
+impl<E> Classify<UpstreamResponse, E> for UpstreamClassifier {
+    fn classify(&self, result: Result<&UpstreamResponse, &E>) -> Outcome {
+        match result {
+            Ok(response) if response.headers().contains_key(DEPENDENCY_HEADER) => Outcome::Ignored,
+            result => self.http.classify(result),
+        }
+    }
+}
+
+/// One upstream service as the gateway sees it.
+pub(crate) type Upstream =
+    BalancedService<String, HttpClient, Request, UpstreamClassifier, String, Http>;
+
+/// The most bytes the gateway's cache keeps, per upstream.
+pub(crate) const CACHE_BYTES: u64 = 64 << 20;
+
+/// The cache key of a read: the route's path and the query parameters it
+/// reads, in a fixed order (`/users?limit=5&after=2&x=1` and
+/// `/users?after=2&limit=5` are one entry); `None` for a write, or for a
+/// path the services do not serve.
+pub(crate) fn cache_key(request: &Request) -> Option<String> {
+    if request.method() != http::Method::GET {
+        return None;
+    }
+    let query = |name: &str| {
+        request.uri().query().and_then(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == name)
+                .and_then(|(_, value)| value.parse::<i64>().ok())
+        })
+    };
+    let segments: Vec<&str> = request.uri().path().trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [resource @ ("users" | "orders"), id] => {
+            let id: i64 = id.parse().ok()?;
+            Some(format!("/{resource}/{id}"))
+        }
+        ["users"] => Some(format!(
+            "/users?after={}&limit={}",
+            query("after").unwrap_or(0),
+            query("limit").unwrap_or(20)
+        )),
+        ["orders"] => Some(format!("/orders?user_id={}", query("user_id")?)),
+        _ => None,
+    }
+}
+
+/// What an entry weighs in the cache, in bytes: its key, its body, its
+/// headers, and what holding them costs (the map's entries, the cache's
+/// own bookkeeping), measured roughly: the cache's real footprint stays
+/// near its cap.
+fn weight(key: &str, response: &UpstreamResponse) -> u32 {
+    let headers: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 96)
+        .sum();
+    u32::try_from(key.len() + response.body().len() + headers + 768).unwrap_or(u32::MAX)
+}
 
 /// The gateway's two upstreams, and their breakers for whoever watches.
 #[derive(Clone)]
@@ -113,47 +190,52 @@ async fn users_fallback(request: Request) -> Result<UpstreamResponse, BoxError> 
 
 impl Gateway {
     /// Stacks over the user instances at `users` and the order instances at
-    /// `orders`.
+    /// `orders`, each with a cache of [`CACHE_BYTES`].
     pub(crate) fn new(
         users: &[String],
         orders: &[String],
         client: reqwest::Client,
         events: &Events,
     ) -> Result<Self, BoxError> {
-        Self::with_cache(users, orders, client, events, true)
+        Self::with_cache(users, orders, client, events, Some(CACHE_BYTES))
     }
 
-    /// As [`new`](Self::new), with or without the cache of reads.
+    /// As [`new`](Self::new), with caches of `cache_bytes` each, or none.
     pub(crate) fn with_cache(
         users: &[String],
         orders: &[String],
         client: reqwest::Client,
         events: &Events,
-        cache: bool,
+        cache_bytes: Option<u64>,
     ) -> Result<Self, BoxError> {
-        let config = |service: &str| {
-            let mut config = config(service);
-            if !cache {
-                config.cache = None;
-            }
-            config
-        };
         let endpoints = |urls: &[String]| -> Vec<(String, HttpClient)> {
             urls.iter()
                 .map(|url| (url.clone(), HttpClient::new(client.clone(), url.as_str())))
                 .collect()
         };
-        let users_layer = ResilienceLayer::builder(config("users"))
-            .http()
-            .cache_key(read_key)
+        let config = |service: &str| {
+            let mut config = config(service);
+            config.cache = match (config.cache.take(), cache_bytes) {
+                // With the weigher below, the most bytes kept.
+                (Some(cache), Some(bytes)) => Some(cache.max_entries(bytes)),
+                _ => None,
+            };
+            config
+        };
+        let stack = |service: &str| {
+            ResilienceLayer::builder(config(service))
+                .http()
+                .classify(UpstreamClassifier::default())
+                .cache_key(cache_key)
+                .cache_weigher(|key: &String, response: &UpstreamResponse| weight(key, response))
+                // A 404 (or any answer but a 2xx) is not kept.
+                .cache_if(|response: &UpstreamResponse| response.status().is_success())
+                .events(events)
+        };
+        let users_layer = stack("users")
             .fallback(service_fn(users_fallback))
-            .events(events)
             .build()?;
-        let orders_layer = ResilienceLayer::builder(config("orders"))
-            .http()
-            .cache_key(read_key)
-            .events(events)
-            .build()?;
+        let orders_layer = stack("orders").build()?;
         let breaker = |layer: &ResilienceLayer<_, _, _, _, _>| {
             layer
                 .circuit_breaker()
@@ -240,7 +322,9 @@ fn routes<U: Proxied>(users: U, orders: U) -> Router {
             .route(&format!("{prefix}/{{*rest}}"), axum::routing::any(to::<U>))
             .with_state(upstream)
     };
-    to("/users", users).merge(to("/orders", orders))
+    to("/users", users)
+        .merge(to("/orders", orders))
+        .layer(axum::middleware::from_fn(refuse_dot_segments))
 }
 
 async fn to<U: Proxied>(State(upstream): State<U>, request: axum::extract::Request) -> Response {
@@ -256,7 +340,7 @@ where
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, 1 << 20).await {
         Ok(body) => body,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(error) => return body_error(&error),
     };
     let mut outbound = http::Request::new(body);
     *outbound.method_mut() = parts.method;
@@ -267,7 +351,12 @@ where
         },
         None => http::Uri::from_static("/"),
     };
-    for name in [http::header::CONTENT_TYPE, http::header::ACCEPT] {
+    let idempotency_key = http::HeaderName::from_static(tower_bulwark::request::IDEMPOTENCY_KEY);
+    for name in [
+        http::header::CONTENT_TYPE,
+        http::header::ACCEPT,
+        idempotency_key,
+    ] {
         if let Some(value) = parts.headers.get(&name) {
             outbound.headers_mut().insert(name, value.clone());
         }
@@ -290,6 +379,48 @@ where
         }
         Err(error) => error_response(&error),
     }
+}
+
+/// A body that could not be read: 413 when it is too large, 408 when it
+/// did not arrive in time, 400 otherwise.
+fn body_error(error: &axum::Error) -> Response {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "a body of 1 MiB at most").into_response();
+        }
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
+            )
+                .into_response();
+        }
+        source = error.source();
+    }
+    (StatusCode::BAD_REQUEST, "the body could not be read").into_response()
+}
+
+/// Refuses paths with dot segments (`.`, `..`, or their percent-encoded
+/// forms, in any case) before anything is routed or proxied: a service
+/// behind the gateway normalizing `/users/%2e%2e/admin` would reach a path
+/// the gateway never meant to proxy.
+pub(crate) async fn refuse_dot_segments(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let dotted = request.uri().path().split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    if dotted {
+        return (
+            StatusCode::BAD_REQUEST,
+            "dot segments are not allowed in paths",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The crate's errors as the crate maps them (`CircuitOpen`: 503 with

@@ -1,52 +1,69 @@
 //! An HTTP server on 127.0.0.1 that can be killed (its listener and every
 //! open connection close at once, as when a process dies) and revived on
-//! the same port.
+//! the same port, with its admin routes on a listener of their own.
 //!
-//! Written on hyper's connection API rather than `axum::serve`, whose
-//! connection tasks outlive a stopped server: a killed instance must drop
-//! its keep-alive connections too, or clients would not notice.
+//! The public listener serves the service's routes, with the injected
+//! faults. The admin listener, on another port of 127.0.0.1, serves
+//! `/admin/faults` and `/admin/down` and nothing else: no request to the
+//! public port (or through the gateway) can reach them. Both serve with
+//! [`server::serve`](super::server::serve)'s timeouts and limits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use super::faults::Faults;
+use super::server::{Limits, serve};
 
 /// A running (or killed) server.
 #[derive(Debug)]
 pub(crate) struct Instance {
     name: String,
     addr: SocketAddr,
+    admin_addr: SocketAddr,
     router: Router,
     faults: Arc<Faults>,
+    limits: Limits,
     server: Mutex<Option<JoinHandle<()>>>,
-    connections: Arc<std::sync::atomic::AtomicU64>,
+    admin: JoinHandle<()>,
+    connections: Arc<AtomicU64>,
 }
 
 impl Instance {
-    /// Serves `router`, with `faults` applied, on `127.0.0.1:port` (0 for
-    /// any free port).
+    /// Serves `router`, with `faults` applied, on `127.0.0.1:port`, and
+    /// the admin routes on `127.0.0.1:admin_port` (0 for any free port).
     pub(crate) async fn start(
         name: impl Into<String>,
         port: u16,
+        admin_port: u16,
         router: Router,
         faults: Arc<Faults>,
+        limits: Limits,
     ) -> std::io::Result<Arc<Instance>> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
+        let admin_listener = TcpListener::bind(("127.0.0.1", admin_port)).await?;
+        let (addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
         let router = super::faults::with_faults(router, faults.clone());
+        let admin = tokio::spawn(serve(
+            admin_listener,
+            super::faults::admin_routes(faults.clone()),
+            limits,
+            Arc::default(),
+        ));
         let instance = Arc::new(Instance {
             name: name.into(),
             addr,
+            admin_addr,
             router,
             faults,
+            limits,
             server: Mutex::new(None),
+            admin,
             connections: Arc::default(),
         });
         instance.serve(listener);
@@ -71,8 +88,8 @@ impl Instance {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 this.kill();
                 tokio::time::sleep(time).await;
-                if let Err(e) = this.revive().await {
-                    eprintln!("{} cannot come back: {e}", this.name);
+                if let Err(error) = this.revive().await {
+                    tracing::error!(instance = this.name, %error, "cannot come back");
                 }
             }
         });
@@ -88,6 +105,11 @@ impl Instance {
 
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The admin listener's URL.
+    pub(crate) fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     pub(crate) fn faults(&self) -> &Faults {
@@ -125,34 +147,37 @@ impl Instance {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let router = self.router.clone();
-        let counter = self.connections.clone();
-        let server = tokio::spawn(async move {
-            // Dropped with the task when the instance is killed: every
-            // connection task is aborted with it.
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let service = TowerToHyperService::new(router.clone());
-                        connections.spawn(async move {
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next() => {}
-                }
-            }
-        });
+        // Aborted with its connections when the instance is killed.
+        let server = tokio::spawn(serve(
+            listener,
+            self.router.clone(),
+            self.limits,
+            self.connections.clone(),
+        ));
         *self.lock() = Some(server);
     }
+}
+
+/// What a standalone service binary does: serves `app` and `/metrics` on
+/// `127.0.0.1:port`, its admin routes on `admin_port`, with `limits`,
+/// until Ctrl-C.
+pub(crate) async fn run(
+    name: &str,
+    port: u16,
+    admin_port: u16,
+    app: Router,
+    limits: Limits,
+) -> Result<(), tower::BoxError> {
+    let app = app.merge(super::metrics_route());
+    let instance = Instance::start(name, port, admin_port, app, Arc::default(), limits).await?;
+    tracing::info!(url = instance.url(), admin = instance.admin_url(), "{name} up");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
+        self.admin.abort();
     }
 }

@@ -1,17 +1,22 @@
-//! What the example services share: the user and order services, the
-//! gateway, fault injection, a server that can be killed and revived, an
-//! HTTP client service, and flag parsing.
+//! What the example services share: the user and order services over
+//! their database, the gateway, fault injection, a server that can be
+//! killed and revived with its admin routes apart, the listeners' limits,
+//! logs, an HTTP client service, and flag parsing.
 //!
 //! Each example binary uses part of it.
 #![allow(dead_code)]
 
 pub(crate) mod args;
 pub(crate) mod client;
+pub(crate) mod db;
 pub(crate) mod faults;
 pub(crate) mod fleet;
 pub(crate) mod gateway;
+pub(crate) mod http;
 pub(crate) mod instance;
+pub(crate) mod log;
 pub(crate) mod orders;
+pub(crate) mod server;
 pub(crate) mod users;
 
 use std::sync::OnceLock;

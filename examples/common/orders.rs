@@ -1,20 +1,22 @@
 //! The order service: `POST /orders`, `GET /orders/{id}`,
-//! `GET /orders?user_id=7` (the user's latest 20).
+//! `GET /orders?user_id=7` (the user's latest 20), over the services'
+//! database.
 //!
-//! Creating an order checks that its user exists by calling the user
-//! service through a tower-bulwark stack: balanced over the user
-//! instances, with a breaker, a timeout, budgeted retries, and a cache
-//! that answers from the last good answer while the user service fails.
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+//! Reading orders needs nothing else. Creating one checks that its user
+//! exists by calling the user service through a tower-bulwark stack; when
+//! the user service cannot answer, that call alone answers 503 with
+//! `Retry-After` and the header [`DEPENDENCY_HEADER`], which tells the
+//! gateway that the order service itself is fine. `POST /orders` honours
+//! an `Idempotency-Key` header: the same key returns the order it first
+//! made (200, where a new order is 201), and never makes a second; the
+//! same key with a different order is refused (422).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tower::{BoxError, Service, ServiceExt};
 use tower_bulwark::classify::HttpClassifier;
 use tower_bulwark::error::ErrorKind;
@@ -22,76 +24,28 @@ use tower_bulwark::event::Events;
 use tower_bulwark::stack::{BalancedService, Http, ResilienceLayer};
 
 use super::client::{HttpClient, Request};
+use super::db::Db;
+use super::http::{bad_request, id_of, unavailable};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct Order {
-    pub(crate) id: u64,
-    pub(crate) user_id: u64,
-    pub(crate) item: String,
-    pub(crate) quantity: u32,
-}
+/// The header of a 503 that a dependency of the order service caused, not
+/// the order service itself: `x-dependency-unavailable: users`.
+pub(crate) const DEPENDENCY_HEADER: &str = "x-dependency-unavailable";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct NewOrder {
-    pub(crate) user_id: u64,
+    pub(crate) user_id: i64,
     pub(crate) item: String,
     #[serde(default = "one")]
-    pub(crate) quantity: u32,
+    pub(crate) quantity: i64,
 }
 
-fn one() -> u32 {
+fn one() -> i64 {
     1
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ByUser {
-    pub(crate) user_id: u64,
-}
-
-/// The orders of one or more instances, and each user's order ids.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct OrderStore {
-    orders: Arc<RwLock<Orders>>,
-}
-
-#[derive(Debug, Default)]
-struct Orders {
-    by_id: BTreeMap<u64, Order>,
-    by_user: BTreeMap<u64, Vec<u64>>,
-}
-
-impl OrderStore {
-    fn get(&self, id: u64) -> Option<Order> {
-        self.read().by_id.get(&id).cloned()
-    }
-
-    /// A user's latest orders, newest last.
-    fn of_user(&self, user_id: u64) -> Vec<Order> {
-        let orders = self.read();
-        let ids = orders.by_user.get(&user_id).map_or(&[][..], Vec::as_slice);
-        ids[ids.len().saturating_sub(20)..]
-            .iter()
-            .filter_map(|id| orders.by_id.get(id).cloned())
-            .collect()
-    }
-
-    fn create(&self, new: NewOrder) -> Order {
-        let mut orders = self.orders.write().unwrap_or_else(|p| p.into_inner());
-        let id = orders.by_id.keys().next_back().map_or(1, |last| last + 1);
-        let order = Order {
-            id,
-            user_id: new.user_id,
-            item: new.item,
-            quantity: new.quantity,
-        };
-        orders.by_id.insert(id, order.clone());
-        orders.by_user.entry(order.user_id).or_default().push(id);
-        order
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Orders> {
-        self.orders.read().unwrap_or_else(|p| p.into_inner())
-    }
+    pub(crate) user_id: String,
 }
 
 /// The user service as the order service sees it.
@@ -126,73 +80,125 @@ pub(crate) fn user_client(
 
 #[derive(Clone)]
 struct OrderState {
-    orders: OrderStore,
+    db: Db,
     users: UserClient,
 }
 
-/// The order service's routes over `orders`, checking users with `users`.
-pub(crate) fn router(orders: OrderStore, users: UserClient) -> Router {
+/// The order service's routes over `db`, checking users with `users`.
+pub(crate) fn router(db: Db, users: UserClient) -> Router {
     Router::new()
         .route("/orders", axum::routing::get(of_user).post(create))
         .route("/orders/{id}", axum::routing::get(get))
-        .with_state(OrderState { orders, users })
+        .with_state(OrderState { db, users })
 }
 
-async fn get(State(state): State<OrderState>, Path(id): Path<u64>) -> Response {
-    match state.orders.get(id) {
-        Some(order) => Json(order).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no order {id}")).into_response(),
+async fn get(State(state): State<OrderState>, Path(id): Path<String>) -> Response {
+    let id = match id_of(&id) {
+        Ok(id) => id,
+        Err(bad) => return bad.into_response(),
+    };
+    match state.db.order(id).await {
+        Ok(Some(order)) => Json(order).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no order {id}")).into_response(),
+        Err(error) => unavailable("orders", &error),
     }
 }
 
-async fn of_user(State(state): State<OrderState>, Query(by): Query<ByUser>) -> Json<Vec<Order>> {
-    Json(state.orders.of_user(by.user_id))
+async fn of_user(State(state): State<OrderState>, Query(by): Query<ByUser>) -> Response {
+    let user_id = match id_of(&by.user_id) {
+        Ok(id) => id,
+        Err(bad) => return bad.into_response(),
+    };
+    match state.db.orders_of(user_id).await {
+        Ok(orders) => Json(orders).into_response(),
+        Err(error) => unavailable("orders", &error),
+    }
 }
 
-async fn create(State(mut state): State<OrderState>, Json(new): Json<NewOrder>) -> Response {
-    if new.quantity == 0 || new.item.trim().is_empty() {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "an order needs an item and a quantity",
-        )
-            .into_response();
-    }
-    let check = http::Request::get(format!("/users/{}", new.user_id))
-        .body(Bytes::new())
-        .map_err(BoxError::from);
-    let answer = match check {
-        Ok(request) => match state.users.ready().await {
-            Ok(users) => users.call(request).await,
-            Err(e) => Err(e),
-        },
+/// Whether the user exists, as the user service says.
+enum UserCheck {
+    Exists,
+    Missing,
+    /// The user service could not say; `Retry-After` seconds.
+    Unknown(u64),
+}
+
+async fn check_user(users: &mut UserClient, user_id: i64) -> UserCheck {
+    let Ok(request) = http::Request::get(format!("/users/{user_id}")).body(Bytes::new()) else {
+        return UserCheck::Unknown(1);
+    };
+    let answer = match users.ready().await {
+        Ok(users) => users.call(request).await,
         Err(e) => Err(e),
     };
     match answer {
-        Ok(response) if response.status().is_success() => {
-            (StatusCode::CREATED, Json(state.orders.create(new))).into_response()
-        }
-        Ok(response) if response.status() == StatusCode::NOT_FOUND => (
+        Ok(response) if response.status().is_success() => UserCheck::Exists,
+        Ok(response) if response.status() == StatusCode::NOT_FOUND => UserCheck::Missing,
+        Ok(_) => UserCheck::Unknown(1),
+        Err(error) => UserCheck::Unknown(
+            ErrorKind::of(&*error)
+                .and_then(|kind| kind.retry_after_secs())
+                .unwrap_or(1),
+        ),
+    }
+}
+
+async fn create(
+    State(mut state): State<OrderState>,
+    headers: HeaderMap,
+    Json(new): Json<NewOrder>,
+) -> Response {
+    let item = new.item.trim();
+    if item.is_empty() || item.chars().count() > 200 || !(1..=1000).contains(&new.quantity) {
+        return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("no user {}", new.user_id),
+            "an order needs an item of 1 to 200 characters and a quantity from 1 to 1000",
         )
-            .into_response(),
-        Ok(response) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the user service answered {}", response.status()),
-        )
-            .into_response(),
-        Err(error) => {
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot check the user: {error}"),
+            .into_response();
+    }
+    let key = match headers.get(tower_bulwark::request::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(key) => match key.to_str() {
+            Ok(key) if (1..=200).contains(&key.len()) => Some(key.to_owned()),
+            _ => return bad_request("idempotency-key: 1 to 200 visible ASCII characters"),
+        },
+    };
+    match check_user(&mut state.users, new.user_id).await {
+        UserCheck::Exists => {}
+        UserCheck::Missing => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("no user {}", new.user_id),
             )
                 .into_response();
-            if let Some(secs) = ErrorKind::of(&*error).and_then(|k| k.retry_after_secs()) {
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, secs.into());
-            }
-            response
         }
+        UserCheck::Unknown(retry_after) => {
+            let mut response =
+                (StatusCode::SERVICE_UNAVAILABLE, "cannot check the user now").into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            headers.insert(DEPENDENCY_HEADER, HeaderValue::from_static("users"));
+            return response;
+        }
+    }
+    match state
+        .db
+        .create_order(new.user_id, item, new.quantity, key.as_deref())
+        .await
+    {
+        Ok((order, true)) => (StatusCode::CREATED, Json(order)).into_response(),
+        // The key was used before for this order: the order made then.
+        Ok((order, false))
+            if (order.user_id, order.item.as_str(), order.quantity)
+                == (new.user_id, item, new.quantity) =>
+        {
+            (StatusCode::OK, Json(order)).into_response()
+        }
+        Ok((_, false)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key: already used for a different order",
+        )
+            .into_response(),
+        Err(error) => unavailable("orders", &error),
     }
 }

@@ -1,114 +1,76 @@
-//! The user service: `GET /users`, `GET /users/{id}`, `POST /users`.
-//!
-//! Users live in memory, seeded with users 1 to 100. Instances started in
-//! one process share a store, as replicas behind one database would.
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+//! The user service: `GET /users?after=0&limit=20`, `GET /users/{id}`,
+//! `POST /users`, over the services' database (users 1 to 100 are seeded).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct User {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-}
+use super::db::Db;
+use super::http::{bad_request, id_of, unavailable};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewUser {
     pub(crate) name: String,
 }
 
+/// A page of users: `after` an id, at most `limit` (1 to 100).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Page {
     #[serde(default)]
-    pub(crate) after: u64,
-    #[serde(default = "twenty")]
-    pub(crate) limit: usize,
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
 }
 
-fn twenty() -> usize {
-    20
-}
-
-/// The users of one or more instances.
-#[derive(Debug, Clone)]
-pub(crate) struct UserStore {
-    users: Arc<RwLock<BTreeMap<u64, User>>>,
-}
-
-impl UserStore {
-    /// Users 1 to 100.
-    pub(crate) fn seeded() -> Self {
-        let users = (1..=100)
-            .map(|id| {
-                (
-                    id,
-                    User {
-                        id,
-                        name: format!("user-{id}"),
-                    },
-                )
-            })
-            .collect();
-        UserStore {
-            users: Arc::new(RwLock::new(users)),
-        }
-    }
-
-    fn get(&self, id: u64) -> Option<User> {
-        self.users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-    }
-
-    fn list(&self, page: &Page) -> Vec<User> {
-        self.users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .range(page.after + 1..)
-            .take(page.limit.min(100))
-            .map(|(_, u)| u.clone())
-            .collect()
-    }
-
-    fn create(&self, name: String) -> User {
-        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
-        let id = users.keys().next_back().map_or(1, |last| last + 1);
-        let user = User { id, name };
-        users.insert(id, user.clone());
-        user
-    }
-}
-
-/// The user service's routes over `store`.
-pub(crate) fn router(store: UserStore) -> Router {
+/// The user service's routes over `db`.
+pub(crate) fn router(db: Db) -> Router {
     Router::new()
         .route("/users", axum::routing::get(list).post(create))
         .route("/users/{id}", axum::routing::get(get))
-        .with_state(store)
+        .with_state(db)
 }
 
-async fn list(State(store): State<UserStore>, Query(page): Query<Page>) -> Json<Vec<User>> {
-    Json(store.list(&page))
-}
-
-async fn get(State(store): State<UserStore>, Path(id): Path<u64>) -> Response {
-    match store.get(id) {
-        Some(user) => Json(user).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no user {id}")).into_response(),
+async fn list(State(db): State<Db>, Query(page): Query<Page>) -> Response {
+    let after = match page.after.as_deref().map(id_of).transpose() {
+        Ok(after) => after.unwrap_or(0),
+        Err(bad) => return bad.into_response(),
+    };
+    let limit = match page.limit.as_deref().map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => return bad_request("limit: a number from 1 to 100"),
+    };
+    match db.users(after, limit).await {
+        Ok(users) => Json(users).into_response(),
+        Err(error) => unavailable("users", &error),
     }
 }
 
-async fn create(State(store): State<UserStore>, Json(new): Json<NewUser>) -> Response {
-    if new.name.trim().is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, "a user needs a name").into_response();
+async fn get(State(db): State<Db>, Path(id): Path<String>) -> Response {
+    let id = match id_of(&id) {
+        Ok(id) => id,
+        Err(bad) => return bad.into_response(),
+    };
+    match db.user(id).await {
+        Ok(Some(user)) => Json(user).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no user {id}")).into_response(),
+        Err(error) => unavailable("users", &error),
     }
-    (StatusCode::CREATED, Json(store.create(new.name))).into_response()
+}
+
+async fn create(State(db): State<Db>, Json(new): Json<NewUser>) -> Response {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a user needs a name of 1 to 100 characters",
+        )
+            .into_response();
+    }
+    match db.create_user(name).await {
+        Ok(user) => (StatusCode::CREATED, Json(user)).into_response(),
+        Err(error) => unavailable("users", &error),
+    }
 }
