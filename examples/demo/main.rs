@@ -1,0 +1,250 @@
+//! The whole picture in one process: three user service instances, three
+//! order service instances over one SQLite database, and a gateway in
+//! front of them, all on 127.0.0.1 with free ports; clients drive traffic
+//! through the gateway while a script breaks things; a live view shows
+//! what the layers did, and a summary defines every figure it gives.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! cargo run --release --example demo -- --duration 120 --clients 32
+//! cargo run --release --example demo -- --no-faults
+//! cargo run --release --example demo -- --help
+//! ```
+//!
+//! The script (at these shares of `--duration`, 60 s by default):
+//!
+//! | when | fault | what should happen |
+//! |---|---|---|
+//! | 12 % | user-2 answers 400 ms late | peak EWMA sends it almost nothing; the tail stays short |
+//! | 25 % | user-3 fails half its requests | retries hide the failures; outlier detection ejects it |
+//! | 38 % | order-1 is killed | its connections reset; it is ejected, no request is lost |
+//! | 50 % | all healed, order-1 back | the ejected return on probation and take traffic again |
+//! | 62 % | every user instance down | the users breaker opens; reads are answered stale or by the fallback; new orders get 503 with `Retry-After`, and the orders breaker stays closed |
+//! | 80 % | the user service is back | a probe closes the breaker; everything succeeds again |
+//!
+//! It exits with an error if any request went unanswered (no response and
+//! no error within 15 s), which is what CI checks. The script is in
+//! `script.rs`, the clients and their statistics in `traffic.rs`, the
+//! layers' events in `events.rs`, the live view in `view.rs` and the
+//! summary in `summary.rs`.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod events;
+mod script;
+mod summary;
+mod traffic;
+mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::time::Instant;
+use tower::BoxError;
+use tower_bulwark::event::Events;
+
+use common::db::{Db, TemporaryDb};
+use common::gateway::Gateway;
+use common::instance::Instance;
+use common::{fleet, server};
+use events::EventLog;
+use traffic::Stats;
+use view::{Frame, View};
+
+/// tower-bulwark's demo: a gateway in front of user and order services
+/// that survives the faults a script injects.
+#[derive(Debug, Parser)]
+struct Flags {
+    /// How long the run lasts, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    duration: u64,
+    /// Clients sending requests through the gateway, each one at a time.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=512))]
+    clients: u64,
+    /// Run without the fault script.
+    #[arg(long)]
+    no_faults: bool,
+    /// The gateway's port on 127.0.0.1 (0: any free port; 3000 is the one
+    /// `ops/prometheus/prometheus.yml` scrapes).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let flags = Flags::parse();
+    let duration = Duration::from_secs(flags.duration);
+
+    // The recorder first: layers resolve their metric handles when built.
+    let metrics = common::prometheus();
+    let log = EventLog::default();
+    let events = Events::new();
+    let logged = log.clone();
+    events.subscribe(move |event| logged.record(event));
+
+    let database = TemporaryDb::new("demo");
+    let system = System::start(&database, flags.port, &events).await?;
+    log.set_names(system.names());
+    println!("{}", system.describe(flags.clients, duration));
+
+    let stats = Stats::default();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let clients: Vec<_> = (0..flags.clients)
+        .map(|n| {
+            let client = system.client.clone();
+            tokio::spawn(traffic::drive(
+                n,
+                client,
+                system.gateway_url.clone(),
+                stats.clone(),
+                deadline,
+            ))
+        })
+        .collect();
+
+    // Once a second: the script's next steps, then a frame of the view.
+    let script = if flags.no_faults {
+        Vec::new()
+    } else {
+        script::script(duration)
+    };
+    let mut steps = script.iter().peekable();
+    let mut phase = if flags.no_faults {
+        "no faults"
+    } else {
+        "warming up"
+    };
+    let view = View::start(duration);
+    let mut ticker =
+        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let elapsed = start.elapsed();
+        while let Some(step) = steps.next_if(|step| step.at <= elapsed) {
+            phase = step.label;
+            log.note(format!("fault script: {}", step.label));
+            if let Some(problem) = script::apply(step.action, &system.users, &system.orders).await {
+                log.note(problem);
+            }
+        }
+        view.show(Frame {
+            elapsed,
+            phase: phase.to_owned(),
+            window: stats.take_window(),
+            breakers: system.breakers(),
+            ejected: log.ejected().join(", "),
+            lines: log.take_pending(),
+        });
+    }
+    for client in clients {
+        client.await?;
+    }
+    view.finish();
+
+    let totals = stats.totals();
+    metrics.run_upkeep();
+    println!("\n== summary after {:.0?}", start.elapsed());
+    for line in summary::lines(&totals, &metrics.render(), &log.transitions()) {
+        println!("{line}");
+    }
+    println!(
+        "\nThe gateway's metrics are at {}/metrics while the demo runs:\n\
+         for Prometheus (ops/prometheus/) and Grafana (ops/grafana/), run it\n\
+         longer on port 3000: --duration 600 --port 3000.",
+        system.gateway_url
+    );
+    drop(system);
+    if totals.unanswered > 0 {
+        return Err(format!("{} requests went unanswered", totals.unanswered).into());
+    }
+    Ok(())
+}
+
+/// The instances and the gateway, running.
+struct System {
+    users: Vec<Arc<Instance>>,
+    orders: Vec<Arc<Instance>>,
+    gateway: Gateway,
+    gateway_url: String,
+    server: tokio::task::JoinHandle<()>,
+    client: reqwest::Client,
+}
+
+impl System {
+    /// Three user and three order instances over `database`, and the
+    /// gateway on `port`.
+    async fn start(database: &TemporaryDb, port: u16, events: &Events) -> Result<System, BoxError> {
+        let db = Db::connect(&database.url()).await?;
+        let client = common::client::reqwest_client()?;
+        let users = fleet::users(3, &db).await?;
+        let orders = fleet::orders(3, &db, &fleet::urls(&users), &client, events).await?;
+        let gateway = Gateway::new(
+            &fleet::urls(&users),
+            &fleet::urls(&orders),
+            client.clone(),
+            events,
+        )?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let gateway_url = format!("http://{}", listener.local_addr()?);
+        let app = gateway.clone().router().merge(common::metrics_route());
+        let server = tokio::spawn(server::serve(
+            listener,
+            app,
+            server::Limits::default(),
+            Arc::default(),
+        ));
+        Ok(System {
+            users,
+            orders,
+            gateway,
+            gateway_url,
+            server,
+            client,
+        })
+    }
+
+    /// Names to show for the instances' URLs.
+    fn names(&self) -> std::collections::BTreeMap<String, String> {
+        self.users
+            .iter()
+            .chain(&self.orders)
+            .map(|i| (i.url(), i.name().to_owned()))
+            .collect()
+    }
+
+    fn describe(&self, clients: u64, duration: Duration) -> String {
+        let list = |instances: &[Arc<Instance>]| {
+            let names: Vec<String> = instances
+                .iter()
+                .map(|i| format!("{} {}", i.name(), i.addr()))
+                .collect();
+            names.join(", ")
+        };
+        format!(
+            "tower-bulwark demo: {clients} clients, {} s, gateway at {}\n{}\n{}\n\
+             each second: requests answered, the share of good answers (not a 5xx nor a\n\
+             connection error: stale and fallback answers are good), latency quantiles\n",
+            duration.as_secs(),
+            self.gateway_url,
+            list(&self.users),
+            list(&self.orders),
+        )
+    }
+
+    /// The breakers' states, as one line.
+    fn breakers(&self) -> String {
+        format!(
+            "users {}, orders {}",
+            self.gateway.users_breaker.state(),
+            self.gateway.orders_breaker.state()
+        )
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

@@ -1,0 +1,212 @@
+//! The demo's clients, and what they saw.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::common::fleet::quantile;
+use crate::common::gateway::{CACHE_HEADER, FALLBACK_HEADER};
+
+/// How long a request may go without an answer before it counts as lost.
+pub(crate) const LOST_AFTER: Duration = Duration::from_secs(15);
+
+/// How one request ended, as its client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// An answer from a service, or a fresh cache entry: any status but 5xx.
+    Ok,
+    /// An expired cache entry, served because the service failed.
+    Stale,
+    /// The users fallback's degraded answer, while its breaker was open.
+    Fallback,
+    /// A 5xx, or a connection error.
+    Failed,
+    /// No answer within [`LOST_AFTER`].
+    Unanswered,
+}
+
+/// One client: requests back to back until the deadline. About 65 % are
+/// reads of known users (mostly cache hits), 5 % reads of unknown users,
+/// 15 % reads of a user's orders, 5 % a page of users, 10 % new orders
+/// (with an `Idempotency-Key`, so the gateway may retry them).
+pub(crate) async fn drive(
+    n: u64,
+    client: reqwest::Client,
+    gateway: String,
+    stats: Stats,
+    deadline: Instant,
+) {
+    let mut i = n * 7919;
+    while Instant::now() < deadline {
+        i += 1;
+        let user = 1 + (i * 31) % 60;
+        let request = match i % 20 {
+            0..=12 => client.get(format!("{gateway}/users/{user}")),
+            // A user nobody asked for before (not found): nothing cached.
+            13 => client.get(format!("{gateway}/users/{}", 1000 + i)),
+            14..=16 => client.get(format!("{gateway}/orders?user_id={user}")),
+            17 => client.get(format!("{gateway}/users?limit=10")),
+            _ => client
+                .post(format!("{gateway}/orders"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", format!("demo-{n}-{i}"))
+                .body(format!(
+                    r#"{{"user_id":{user},"item":"book","quantity":1}}"#
+                )),
+        };
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(LOST_AFTER, request.send()).await {
+            Err(_) => Outcome::Unanswered,
+            Ok(Err(_)) => Outcome::Failed,
+            Ok(Ok(response)) => {
+                let fallback = response.headers().contains_key(FALLBACK_HEADER);
+                let cache = response.headers().get(CACHE_HEADER).cloned();
+                let status = response.status();
+                // The body is part of the answer.
+                let _ = response.bytes().await;
+                stats.note_cache(cache.as_ref().and_then(|v| v.to_str().ok()));
+                if status.is_server_error() {
+                    Outcome::Failed
+                } else if fallback {
+                    Outcome::Fallback
+                } else if cache.is_some_and(|v| v == "stale") {
+                    Outcome::Stale
+                } else {
+                    Outcome::Ok
+                }
+            }
+        };
+        stats.record(outcome, started.elapsed());
+        if outcome == Outcome::Failed {
+            // A client backs off a little after an error.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What every client saw, shared.
+#[derive(Clone, Default)]
+pub(crate) struct Stats {
+    inner: Arc<StatsInner>,
+}
+
+#[derive(Default)]
+struct StatsInner {
+    counts: [AtomicU64; 5],
+    cache_hits: AtomicU64,
+    window: Mutex<Vec<(Outcome, Duration)>>,
+    all: Mutex<Vec<Duration>>,
+}
+
+/// One second of traffic.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Window {
+    pub(crate) requests: usize,
+    pub(crate) ok: usize,
+    pub(crate) stale: usize,
+    pub(crate) fallback: usize,
+    pub(crate) failed: usize,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+}
+
+impl Window {
+    /// Answers that were not failures, in % of answers.
+    pub(crate) fn good_percent(&self) -> f64 {
+        let answered = self.ok + self.stale + self.fallback + self.failed;
+        percent(
+            (self.ok + self.stale + self.fallback) as u64,
+            answered as u64,
+        )
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub(crate) struct Totals {
+    pub(crate) sent: u64,
+    pub(crate) answered: u64,
+    pub(crate) unanswered: u64,
+    pub(crate) ok: u64,
+    pub(crate) stale: u64,
+    pub(crate) fallback: u64,
+    pub(crate) failed: u64,
+    pub(crate) cache_hits: u64,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) p999: Duration,
+    pub(crate) max: Duration,
+}
+
+impl Stats {
+    fn record(&self, outcome: Outcome, latency: Duration) {
+        self.inner.counts[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.window).push((outcome, latency));
+        if outcome != Outcome::Unanswered {
+            lock(&self.inner.all).push(latency);
+        }
+    }
+
+    fn note_cache(&self, status: Option<&str>) {
+        if matches!(status, Some("hit" | "coalesced")) {
+            self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The traffic since the last call.
+    pub(crate) fn take_window(&self) -> Window {
+        let window = std::mem::take(&mut *lock(&self.inner.window));
+        let count = |o: Outcome| window.iter().filter(|(x, _)| *x == o).count();
+        let mut latencies: Vec<Duration> = window.iter().map(|(_, l)| *l).collect();
+        latencies.sort();
+        Window {
+            requests: window.len(),
+            ok: count(Outcome::Ok),
+            stale: count(Outcome::Stale),
+            fallback: count(Outcome::Fallback),
+            failed: count(Outcome::Failed) + count(Outcome::Unanswered),
+            p50: quantile(&latencies, 0.5),
+            p99: quantile(&latencies, 0.99),
+        }
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        let count = |o: Outcome| self.inner.counts[o as usize].load(Ordering::Relaxed);
+        let mut all = std::mem::take(&mut *lock(&self.inner.all));
+        all.sort();
+        let unanswered = count(Outcome::Unanswered);
+        let answered = count(Outcome::Ok)
+            + count(Outcome::Stale)
+            + count(Outcome::Fallback)
+            + count(Outcome::Failed);
+        Totals {
+            sent: answered + unanswered,
+            answered,
+            unanswered,
+            ok: count(Outcome::Ok),
+            stale: count(Outcome::Stale),
+            fallback: count(Outcome::Fallback),
+            failed: count(Outcome::Failed),
+            cache_hits: self.inner.cache_hits.load(Ordering::Relaxed),
+            p50: quantile(&all, 0.5),
+            p99: quantile(&all, 0.99),
+            p999: quantile(&all, 0.999),
+            max: all.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+pub(crate) fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
