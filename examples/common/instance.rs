@@ -170,7 +170,11 @@ pub(crate) async fn run(
 ) -> Result<(), tower::BoxError> {
     let app = app.merge(super::metrics_route());
     let instance = Instance::start(name, port, admin_port, app, Arc::default(), limits).await?;
-    tracing::info!(url = instance.url(), admin = instance.admin_url(), "{name} up");
+    tracing::info!(
+        url = instance.url(),
+        admin = instance.admin_url(),
+        "{name} up"
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

@@ -23,20 +23,21 @@
 //! | 80 % | the user service is back | a probe closes the breaker; everything succeeds again |
 //!
 //! It exits with an error if any request went unanswered (no response and
-//! no error within 15 s), which is what CI checks. The script is in
-//! `script.rs`, the clients and their statistics in `traffic.rs`, the
-//! layers' events in `events.rs`, the live view in `view.rs` and the
-//! summary in `summary.rs`.
+//! no error within 15 s), which is what CI checks. The instances and
+//! the gateway are in `system.rs`, the script in `script.rs`, the clients
+//! and their statistics in `traffic.rs`, the layers' events in
+//! `events.rs`, the live view in `view.rs` and the summary in
+//! `summary.rs`.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod events;
 mod script;
 mod summary;
+mod system;
 mod traffic;
 mod view;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -44,11 +45,9 @@ use tokio::time::Instant;
 use tower::BoxError;
 use tower_bulwark::event::Events;
 
-use common::db::{Db, TemporaryDb};
-use common::gateway::Gateway;
-use common::instance::Instance;
-use common::{fleet, server};
+use common::db::TemporaryDb;
 use events::EventLog;
+use system::System;
 use traffic::Stats;
 use view::{Frame, View};
 
@@ -91,31 +90,20 @@ async fn main() -> Result<(), BoxError> {
     let stats = Stats::default();
     let start = Instant::now();
     let deadline = start + duration;
-    let clients: Vec<_> = (0..flags.clients)
-        .map(|n| {
-            let client = system.client.clone();
-            tokio::spawn(traffic::drive(
-                n,
-                client,
-                system.gateway_url.clone(),
-                stats.clone(),
-                deadline,
-            ))
-        })
-        .collect();
+    let clients = traffic::start(
+        flags.clients,
+        &system.client,
+        &system.gateway_url,
+        &stats,
+        deadline,
+    );
 
     // Once a second: the script's next steps, then a frame of the view.
-    let script = if flags.no_faults {
-        Vec::new()
-    } else {
-        script::script(duration)
+    let (script, mut phase) = match flags.no_faults {
+        true => (Vec::new(), "no faults"),
+        false => (script::script(duration), "warming up"),
     };
     let mut steps = script.iter().peekable();
-    let mut phase = if flags.no_faults {
-        "no faults"
-    } else {
-        "warming up"
-    };
     let view = View::start(duration);
     let mut ticker =
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
@@ -160,91 +148,4 @@ async fn main() -> Result<(), BoxError> {
         return Err(format!("{} requests went unanswered", totals.unanswered).into());
     }
     Ok(())
-}
-
-/// The instances and the gateway, running.
-struct System {
-    users: Vec<Arc<Instance>>,
-    orders: Vec<Arc<Instance>>,
-    gateway: Gateway,
-    gateway_url: String,
-    server: tokio::task::JoinHandle<()>,
-    client: reqwest::Client,
-}
-
-impl System {
-    /// Three user and three order instances over `database`, and the
-    /// gateway on `port`.
-    async fn start(database: &TemporaryDb, port: u16, events: &Events) -> Result<System, BoxError> {
-        let db = Db::connect(&database.url()).await?;
-        let client = common::client::reqwest_client()?;
-        let users = fleet::users(3, &db).await?;
-        let orders = fleet::orders(3, &db, &fleet::urls(&users), &client, events).await?;
-        let gateway = Gateway::new(
-            &fleet::urls(&users),
-            &fleet::urls(&orders),
-            client.clone(),
-            events,
-        )?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let gateway_url = format!("http://{}", listener.local_addr()?);
-        let app = gateway.clone().router().merge(common::metrics_route());
-        let server = tokio::spawn(server::serve(
-            listener,
-            app,
-            server::Limits::default(),
-            Arc::default(),
-        ));
-        Ok(System {
-            users,
-            orders,
-            gateway,
-            gateway_url,
-            server,
-            client,
-        })
-    }
-
-    /// Names to show for the instances' URLs.
-    fn names(&self) -> std::collections::BTreeMap<String, String> {
-        self.users
-            .iter()
-            .chain(&self.orders)
-            .map(|i| (i.url(), i.name().to_owned()))
-            .collect()
-    }
-
-    fn describe(&self, clients: u64, duration: Duration) -> String {
-        let list = |instances: &[Arc<Instance>]| {
-            let names: Vec<String> = instances
-                .iter()
-                .map(|i| format!("{} {}", i.name(), i.addr()))
-                .collect();
-            names.join(", ")
-        };
-        format!(
-            "tower-bulwark demo: {clients} clients, {} s, gateway at {}\n{}\n{}\n\
-             each second: requests answered, the share of good answers (not a 5xx nor a\n\
-             connection error: stale and fallback answers are good), latency quantiles\n",
-            duration.as_secs(),
-            self.gateway_url,
-            list(&self.users),
-            list(&self.orders),
-        )
-    }
-
-    /// The breakers' states, as one line.
-    fn breakers(&self) -> String {
-        format!(
-            "users {}, orders {}",
-            self.gateway.users_breaker.state(),
-            self.gateway.orders_breaker.state()
-        )
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }

@@ -28,17 +28,32 @@ pub(crate) enum Outcome {
     Unanswered,
 }
 
+/// `clients` clients sending requests to `gateway` until `deadline`.
+pub(crate) fn start(
+    clients: u64,
+    client: &reqwest::Client,
+    gateway: &str,
+    stats: &Stats,
+    deadline: Instant,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|n| {
+            tokio::spawn(drive(
+                n,
+                client.clone(),
+                gateway.to_owned(),
+                stats.clone(),
+                deadline,
+            ))
+        })
+        .collect()
+}
+
 /// One client: requests back to back until the deadline. About 65 % are
 /// reads of known users (mostly cache hits), 5 % reads of unknown users,
 /// 15 % reads of a user's orders, 5 % a page of users, 10 % new orders
 /// (with an `Idempotency-Key`, so the gateway may retry them).
-pub(crate) async fn drive(
-    n: u64,
-    client: reqwest::Client,
-    gateway: String,
-    stats: Stats,
-    deadline: Instant,
-) {
+async fn drive(n: u64, client: reqwest::Client, gateway: String, stats: Stats, deadline: Instant) {
     let mut i = n * 7919;
     while Instant::now() < deadline {
         i += 1;
