@@ -143,6 +143,40 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
     /// each entry's weight (its size in bytes, say), and the `cache`
     /// section's `max_entries` is then the most total weight kept. Give it
     /// after [`cache_key`](Self::cache_key).
+    ///
+    /// A cache of at most 64 MiB of HTTP answers, keeping 2xx ones only:
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")] {
+    /// use bytes::Bytes;
+    /// use tower_bulwark::cache::CacheConfig;
+    /// use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
+    ///
+    /// type Response = http::Response<Bytes>;
+    ///
+    /// /// Key, body and headers, and what holding them costs.
+    /// fn bytes(key: &String, response: &Response) -> u32 {
+    ///     let headers: usize = response
+    ///         .headers()
+    ///         .iter()
+    ///         .map(|(name, value)| name.as_str().len() + value.len() + 96)
+    ///         .sum();
+    ///     u32::try_from(key.len() + response.body().len() + headers + 768).unwrap_or(u32::MAX)
+    /// }
+    ///
+    /// let config = ResilienceConfig::default().cache(CacheConfig::default().max_entries(64 << 20));
+    /// let layer = ResilienceLayer::<http::Request<Bytes>, Response>::builder(config)
+    ///     .http()
+    ///     .cache_key(|request: &http::Request<Bytes>| {
+    ///         (request.method() == http::Method::GET).then(|| request.uri().path().to_owned())
+    ///     })
+    ///     .cache_weigher(bytes)
+    ///     .cache_if(|response: &Response| response.status().is_success())
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # }
+    /// # Ok::<_, tower_bulwark::ConfigError>(())
+    /// ```
     pub fn cache_weigher<F>(mut self, weigher: F) -> Self
     where
         F: Fn(&K, &Res) -> u32 + Send + Sync + 'static,
