@@ -147,10 +147,14 @@ def through_the_gateway(gateway, users, orders):
     assert status == 200 and json.loads(body) == order, (status, body)
     status, body, _ = request("POST", gateway + "/orders", {"user_id": 999, "item": "book"})
     assert status == 422, (status, body)
-    status, body, _ = request("POST", gateway + "/orders", {"user_id": 7, "item": "x" * (2 << 20)})
-    assert status == 413, ("a body over 1 MiB", status, body[:100])
-    # A declared body that never arrives is cut off by the body timeout.
+    # A body over 1 MiB: 413 before it is sent, to a client that asks first
+    # (as curl does for large bodies); a client that sends it all may see
+    # the connection reset before the answer.
     port = int(gateway.rsplit(":", 1)[1])
+    status = raw(port, "POST /orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                       f"content-length: {2 << 20}\r\nexpect: 100-continue\r\n\r\n")
+    assert status == 413, ("a body over 1 MiB", status)
+    # A declared body that never arrives is cut off by the body timeout.
     started = time.time()
     status = raw(port, "POST /orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                        "content-length: 100\r\n\r\n{\"user", timeout=BODY_TIMEOUT + 5)
