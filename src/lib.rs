@@ -135,7 +135,7 @@
 //! | `bulwark_hedge_won_total` | counter | `service` | second attempts that answered first |
 //! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, `pending` |
 //! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
-//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests per endpoint |
+//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests per endpoint, with `endpoint_metrics` on |
 //!
 //! # Features
 //!

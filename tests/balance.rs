@@ -275,6 +275,7 @@ fn with_bad_endpoint(
     let lb = LoadBalance::new(
         config(Strategy::RoundRobin)
             .outlier_detection(detection)
+            .endpoint_metrics(true)
             .on_event(move |e| events.lock().unwrap().push(e.clone())),
         [
             ("a", endpoint("a")),
@@ -714,6 +715,58 @@ async fn metrics_count_requests_per_endpoint_ejections_and_endpoint_states() {
         get("bulwark_balance_endpoints{service=test,state=pending}"),
         DebugValue::Gauge(0.0.into())
     );
+}
+
+/// Discovery churn does not grow the metrics: by default no series is
+/// labelled with an endpoint, as the `metrics` facade could never remove
+/// one; 1 000 endpoints replaced leave the same series as none.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn endpoint_churn_leaves_the_number_of_series_unchanged() {
+    use futures::FutureExt;
+    use metrics_util::debugging::DebuggingRecorder;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (changes, stream) = mpsc::unbounded();
+    let mut lb = metrics::with_local_recorder(&recorder, || {
+        LoadBalance::discover(config(Strategy::RoundRobin), stream).unwrap()
+    });
+    let echo = service_fn(|()| async { Ok::<_, Infallible>("ok") });
+    let series = || {
+        let snapshot = snapshotter.snapshot().into_vec();
+        assert!(
+            snapshot
+                .iter()
+                .all(|(key, ..)| key.key().labels().all(|l| l.key() != "endpoint")),
+            "a series labelled with an endpoint"
+        );
+        snapshot.len()
+    };
+    changes
+        .unbounded_send(Ok::<_, Infallible>(Change::Insert(0, echo)))
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || lb.ready().now_or_never())
+        .expect("an endpoint is ready")
+        .unwrap()
+        .call(())
+        .await
+        .unwrap();
+    let before = series();
+    for key in 1..=1_000 {
+        changes.unbounded_send(Ok(Change::Remove(key - 1))).unwrap();
+        changes
+            .unbounded_send(Ok(Change::Insert(key, echo)))
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || lb.ready().now_or_never())
+            .expect("an endpoint is ready")
+            .unwrap()
+            .call(())
+            .await
+            .unwrap();
+    }
+    assert_eq!(series(), before);
+    assert_eq!(lb.endpoints().len(), 1);
 }
 
 /// Peak EWMA learns from calls dropped at the caller's deadline: an

@@ -201,7 +201,13 @@ async fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
         let h = HedgeLayer::new(HedgeConfig::default().service("h"))
             .unwrap()
             .layer(echo());
-        let lb = LoadBalance::new(BalanceConfig::default().service("lb"), [("e", echo())]).unwrap();
+        let lb = LoadBalance::new(
+            BalanceConfig::default()
+                .service("lb")
+                .endpoint_metrics(true),
+            [("e", echo())],
+        )
+        .unwrap();
         (m, c, r, b, h, lb)
     });
     series(&snapshotter)

@@ -156,12 +156,15 @@ pub(crate) fn config(service: &str) -> ResilienceConfig {
                 )),
         )
         .balance(
-            BalanceConfig::default().outlier_detection(
-                OutlierDetection::default()
-                    .consecutive_failures(Some(3))
-                    .failure_rate(0.5, 20, 10)
-                    .ejection_time(Duration::from_secs(3), Duration::from_secs(30)),
-            ),
+            BalanceConfig::default()
+                .outlier_detection(
+                    OutlierDetection::default()
+                        .consecutive_failures(Some(3))
+                        .failure_rate(0.5, 20, 10)
+                        .ejection_time(Duration::from_secs(3), Duration::from_secs(30)),
+                )
+                // A few fixed instances: a series each for the dashboard.
+                .endpoint_metrics(true),
         )
 }
 

@@ -24,6 +24,13 @@ pub enum Strategy {
     /// Each endpoint in turn, `weight` times per cycle, interleaved without
     /// bursts: nginx's smooth weighted round robin (weights 5, 1, 1 give
     /// `a a b a c a a`).
+    ///
+    /// Exactly nginx's order up to 64 endpoints. Beyond, the endpoints are
+    /// kept in groups of 64, each group in nginx's order, and the groups
+    /// take turns by a walk through their total weights with a step near
+    /// the golden ratio of the total: still exactly `weight` picks per
+    /// cycle for each endpoint, evenly spread, and a change to the set
+    /// costs O(log n) instead of a table of `weight × endpoints` rebuilt.
     WeightedRoundRobin,
     /// An endpoint chosen uniformly at random.
     Random,
@@ -289,6 +296,19 @@ pub struct BalanceConfig {
         serde(deserialize_with = "crate::de::maybe::deserialize")
     )]
     pub seed: Option<u64>,
+    /// Counts requests per endpoint in `bulwark_balance_requests_total`,
+    /// labelled with the endpoint's key. Default: off.
+    ///
+    /// Off by default because the `metrics` facade cannot remove a series:
+    /// each endpoint key ever seen keeps its series until the process
+    /// ends, so with discovery churn (a pod's new address at each deploy)
+    /// the series grow without bound. Turn it on for a small, stable set of
+    /// endpoints; [`LoadBalance::endpoints`](super::LoadBalance::endpoints)
+    /// and the [`BalanceEvent`]s give per-endpoint figures at any scale.
+    /// Do not pair it with an exporter's idle timeout on counters: the
+    /// balancer holds each endpoint's counter, and a series the exporter
+    /// dropped while its endpoint was quiet would not come back.
+    pub endpoint_metrics: bool,
     #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) events: Emitter<BalanceEvent>,
 }
@@ -300,6 +320,7 @@ impl Default for BalanceConfig {
             strategy: Strategy::default(),
             outlier_detection: Some(OutlierDetection::default()),
             seed: None,
+            endpoint_metrics: false,
             events: Emitter::none(),
         }
     }
@@ -333,6 +354,12 @@ impl BalanceConfig {
     /// Sets [`seed`](Self::seed).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`endpoint_metrics`](Self::endpoint_metrics).
+    pub fn endpoint_metrics(mut self, on: bool) -> Self {
+        self.endpoint_metrics = on;
         self
     }
 
@@ -394,6 +421,7 @@ impl BalanceConfig {
             strategy: self.strategy,
             outlier,
             seed: self.seed,
+            endpoint_metrics: self.endpoint_metrics,
             events: self.events.clone(),
         })
     }
@@ -406,6 +434,7 @@ impl fmt::Debug for BalanceConfig {
             .field("strategy", &self.strategy)
             .field("outlier_detection", &self.outlier_detection)
             .field("seed", &self.seed)
+            .field("endpoint_metrics", &self.endpoint_metrics)
             .field("on_event", &self.events)
             .finish()
     }
@@ -418,6 +447,7 @@ pub(crate) struct Settings {
     pub(crate) strategy: Strategy,
     pub(crate) outlier: Option<OutlierDetection>,
     pub(crate) seed: Option<u64>,
+    pub(crate) endpoint_metrics: bool,
     pub(crate) events: Emitter<BalanceEvent>,
 }
 

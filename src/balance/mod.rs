@@ -9,6 +9,23 @@
 //! [`tower::discover::Discover`] stream ([`LoadBalance::discover`],
 //! [`LoadBalanceLayer`]), so DNS, Consul or Kubernetes can feed it.
 //!
+//! # Scale
+//!
+//! The endpoint set is a persistent tree with 64 entries a node: a pick
+//! reads a snapshot without a lock, and a discovery change (one endpoint
+//! in or out) copies one path of the tree, O(log n), whatever the strategy;
+//! no table is rebuilt over every endpoint. Measured with 10 000 endpoints:
+//! one change costs 7 to 14 µs (it cost 157 ms when every change rebuilt
+//! the weighted table), and a pick costs 281 instructions at 10 endpoints
+//! and 319 at 10 000 (round robin; 459 and 567 for P2C least pending). An
+//! endpoint takes about 660 bytes with its outlier detector
+//! (`tests/balance_scale.rs`), plus its service.
+//!
+//! A removal moves the last endpoint into the place of the one removed,
+//! so [`LoadBalance::endpoints`] lists them in an order that changes with
+//! the set. Callers waiting for discovery leave one waker each, taken back
+//! when their future or clone is dropped.
+//!
 //! # Readiness and errors
 //!
 //! An endpoint that is not ready, or that outlier detection has ejected, is
@@ -45,7 +62,7 @@
 //! |---|---|---|---|
 //! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, or `pending` (busy at the last check) |
 //! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
-//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests sent to each endpoint; the label is the endpoint's key |
+//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests sent to each endpoint; the label is the endpoint's key; only with [`endpoint_metrics`](BalanceConfig::endpoint_metrics) on |
 //!
 //! # Example
 //!
@@ -68,14 +85,17 @@
 //! ```
 
 mod config;
+mod discover;
 mod endpoint;
 pub mod error;
 mod event;
 pub mod future;
 mod layer;
+mod pick;
 mod service;
 mod set;
 mod telemetry;
+mod tree;
 
 pub use self::config::{BalanceConfig, OutlierDetection, Strategy};
 pub use self::event::BalanceEvent;

@@ -1,11 +1,9 @@
 use std::fmt;
 use std::hash::Hash;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use futures_core::Stream;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -14,11 +12,13 @@ use tower::discover::{Change, Discover};
 use tower_service::Service;
 
 use super::config::{BalanceConfig, Settings, Strategy};
+use super::discover::{ChangeStream, Discovery, Weighted};
 use super::endpoint::{Endpoint, EndpointSnapshot, Ticket, duration_nanos, nanos_since};
 use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
-use super::set::EndpointSet;
+use super::pick;
+use super::set::{EndpointSet, Writer};
 use super::telemetry::Telemetry;
 use crate::BoxError;
 use crate::circuit_breaker::state::{Breaker, Gate, Permit, Standing};
@@ -45,6 +45,11 @@ pub struct LoadBalance<K, S, C = DefaultClassifier> {
     shared: Arc<Shared<K, S>>,
     snapshot: Arc<EndpointSet<K, S>>,
     version: u64,
+    /// This clone's number: its random sequence, and its place among the
+    /// clones waiting for discovery.
+    id: u64,
+    /// Whether this clone left a waker with discovery.
+    waits: bool,
     rng: SmallRng,
     classifier: C,
     reserved: Option<Reserved<K, S>>,
@@ -59,12 +64,13 @@ enum Reserved<K, S> {
     Unavailable(Box<NoEndpointAvailable>),
 }
 
-type ChangeStream<K, S> = Pin<Box<dyn Stream<Item = Result<Change<K, (S, u32)>, BoxError>> + Send>>;
-
 pub(crate) struct Shared<K, S> {
     settings: Settings,
     telemetry: Arc<Telemetry>,
+    /// The newest snapshot, for clones to take: held only to swap it.
     set: Mutex<Arc<EndpointSet<K, S>>>,
+    /// Where changes are made, apart from readers.
+    writer: Mutex<Writer<K, S>>,
     version: AtomicU64,
     cursor: AtomicUsize,
     clones: AtomicU64,
@@ -74,36 +80,8 @@ pub(crate) struct Shared<K, S> {
     discovery: Option<Discovery<K, S>>,
 }
 
-struct Discovery<K, S> {
-    stream: Mutex<Option<ChangeStream<K, S>>>,
-    wake: Arc<DiscoveryWake>,
-}
-
-/// The waker the discovery stream is polled with: it raises a flag that
-/// the next `poll_ready` of any clone checks with one atomic load, so the
-/// stream is polled only when it has something to say, and wakes the
-/// clones that are waiting for an endpoint.
-#[derive(Default)]
-struct DiscoveryWake {
-    woken: AtomicBool,
-    waiters: Mutex<Vec<Waker>>,
-}
-
-impl Wake for DiscoveryWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Release);
-        for waker in lock(&self.waiters).drain(..) {
-            waker.wake();
-        }
-    }
-}
-
 /// Locks `mutex`; its data stays valid if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -190,22 +168,17 @@ where
             ewma,
             gate,
             settings.events.clone(),
+            settings.endpoint_metrics,
         ));
-        let empty = Arc::new(EndpointSet::new(Vec::new()));
-        let discovery = stream.map(|stream| {
-            let wake = Arc::new(DiscoveryWake::default());
-            // Poll the stream on the first readiness check.
-            wake.woken.store(true, Release);
-            Discovery {
-                stream: Mutex::new(Some(stream)),
-                wake,
-            }
-        });
+        let empty = Arc::new(EndpointSet::empty());
+        let discovery = stream.map(Discovery::new);
+        let cycles = settings.strategy == Strategy::WeightedRoundRobin;
         let seed = settings.seed.unwrap_or_else(|| rand::rng().random::<u64>());
         let shared = Arc::new(Shared {
             settings,
             telemetry,
             set: Mutex::new(empty.clone()),
+            writer: Mutex::new(Writer::new(cycles)),
             version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
             clones: AtomicU64::new(0),
@@ -217,6 +190,8 @@ where
             shared,
             snapshot: empty,
             version: 0,
+            id: 0,
+            waits: false,
             classifier: DefaultClassifier,
             reserved: None,
             waiting: Vec::new(),
@@ -229,10 +204,13 @@ impl<K, S, C> LoadBalance<K, S, C> {
     /// outlier detection.
     pub fn classify<C2>(self, classifier: C2) -> LoadBalance<K, S, C2> {
         LoadBalance {
-            shared: self.shared,
-            snapshot: self.snapshot,
+            shared: self.shared.clone(),
+            snapshot: self.snapshot.clone(),
             version: self.version,
-            rng: self.rng,
+            id: self.id,
+            // `self`, dropped here, takes back any waker it left.
+            waits: false,
+            rng: self.rng.clone(),
             classifier,
             reserved: None,
             waiting: Vec::new(),
@@ -261,8 +239,7 @@ impl<K, S, C> LoadBalance<K, S, C> {
         K: Clone,
     {
         let set = lock(&self.shared.set).clone();
-        set.endpoints
-            .iter()
+        set.iter()
             .map(|e| {
                 let EndpointSnapshot {
                     key,
@@ -307,7 +284,7 @@ impl<K, S> Shared<K, S> {
 
 impl<K, S> Shared<K, S>
 where
-    K: Eq + fmt::Display,
+    K: Eq + Hash + Clone + fmt::Display,
 {
     fn make_endpoint(&self, key: K, service: S, weight: u32) -> Arc<Endpoint<K, S>> {
         let label: Arc<str> = Arc::from(key.to_string());
@@ -347,17 +324,17 @@ where
         );
     }
 
-    /// Applies changes and publishes a new set.
+    /// Applies changes and publishes a new set: O(log n) per change (see
+    /// [`super::tree`]), under a lock that readers never take; they wait
+    /// at most for the swap of the published snapshot.
     fn update(&self, changes: impl IntoIterator<Item = Change<K, (S, u32)>>) {
         let mut events = Vec::new();
-        let mut set = lock(&self.set);
-        let mut endpoints = set.endpoints.clone();
+        let mut writer = lock(&self.writer);
         for change in changes {
             let key = match &change {
                 Change::Insert(key, _) | Change::Remove(key) => key,
             };
-            if let Some(i) = endpoints.iter().position(|e| e.key == *key) {
-                let old = endpoints.remove(i);
+            if let Some(old) = writer.remove(key) {
                 old.remove();
                 events.push(BalanceEvent::EndpointRemoved {
                     service: self.telemetry.service.clone(),
@@ -370,13 +347,14 @@ where
                     service: self.telemetry.service.clone(),
                     endpoint: endpoint.label.clone(),
                 });
-                endpoints.push(endpoint);
+                writer.push(endpoint);
             }
         }
-        let n = endpoints.len();
-        *set = Arc::new(EndpointSet::new(endpoints));
+        let snapshot = Arc::new(writer.snapshot());
+        let n = snapshot.len();
+        *lock(&self.set) = snapshot;
         self.version.fetch_add(1, Release);
-        drop(set);
+        drop(writer);
         self.telemetry.set_endpoints(n);
         for event in events {
             self.telemetry.emit(|_| event);
@@ -390,46 +368,13 @@ where
         let Some(discovery) = &self.discovery else {
             return;
         };
-        if !discovery.wake.woken.load(Acquire) {
-            return;
-        }
-        let mut stream = match discovery.stream.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            // Another clone is applying the changes.
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        if !discovery.wake.woken.swap(false, AcqRel) {
-            return;
-        }
-        let waker = Waker::from(discovery.wake.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut changes = Vec::new();
-        while let Some(s) = stream.as_mut() {
-            match s.as_mut().poll_next(&mut cx) {
-                Poll::Ready(Some(Ok(change))) => changes.push(change),
-                Poll::Ready(Some(Err(error))) => {
-                    let error: Arc<str> = Arc::from(error.to_string());
-                    self.telemetry
-                        .emit(|service| BalanceEvent::DiscoveryFailed { service, error });
-                }
-                Poll::Ready(None) => *stream = None,
-                Poll::Pending => break,
-            }
-        }
-        drop(stream);
+        let changes = discovery.poll_changes(|error| {
+            let error: Arc<str> = Arc::from(error.to_string());
+            self.telemetry
+                .emit(|service| BalanceEvent::DiscoveryFailed { service, error });
+        });
         if !changes.is_empty() {
             self.update(changes);
-        }
-    }
-
-    /// Wakes `waker` when discovery reports a change.
-    fn wait_for_discovery(&self, waker: &Waker) {
-        if let Some(discovery) = &self.discovery {
-            let mut waiters = lock(&discovery.wake.waiters);
-            if !waiters.iter().any(|w| w.will_wake(waker)) {
-                waiters.push(waker.clone());
-            }
         }
     }
 }
@@ -443,26 +388,6 @@ enum Attempt {
     Failed(BoxError),
 }
 
-/// Two distinct indices below `n` (at least 2) from one random number:
-/// multiply-high maps each half onto its range without a division.
-#[inline]
-fn two_indices(rng: &mut SmallRng, n: usize) -> (usize, usize) {
-    let r: u64 = rng.random();
-    let a = (((r >> 32) * n as u64) >> 32) as usize;
-    let mut b = (((r & 0xffff_ffff) * (n as u64 - 1)) >> 32) as usize;
-    if b >= a {
-        b += 1;
-    }
-    (a, b)
-}
-
-/// An index below `n` (at least 1), as in [`two_indices`].
-#[inline]
-fn one_index(rng: &mut SmallRng, n: u64) -> u64 {
-    let r: u64 = rng.random();
-    ((u128::from(r) * u128::from(n)) >> 64) as u64
-}
-
 impl<K, S, C> LoadBalance<K, S, C>
 where
     K: Eq + fmt::Display,
@@ -470,14 +395,15 @@ where
 {
     /// Tries the endpoint at `index`: admitted by its outlier detector (or
     /// not, unless the balancer is panicking), and ready. A ready endpoint
-    /// is reserved in place.
-    #[inline]
+    /// is reserved in place. Always inlined: out of line, the call costs a
+    /// sixth of a pick.
+    #[inline(always)]
     fn attempt<Req>(&mut self, index: usize, panicking: bool, cx: &mut Context<'_>) -> Attempt
     where
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
-        let endpoint = &self.snapshot.endpoints[index];
+        let endpoint = self.snapshot.get(index);
         let permit = match endpoint.admit() {
             Permit::Rejected { .. } if !panicking => return Attempt::Ejected,
             Permit::Rejected { .. } => Permit::Untracked,
@@ -512,21 +438,16 @@ where
         let set = &*self.snapshot;
         let n = set.len();
         match self.shared.settings.strategy {
-            Strategy::RoundRobin => (self.shared.cursor.fetch_add(1, Relaxed) % n, None),
-            Strategy::WeightedRoundRobin => {
-                let step = self.shared.cursor.fetch_add(1, Relaxed) % set.cycle.len();
-                (set.cycle[step] as usize, None)
-            }
-            Strategy::Random => (one_index(&mut self.rng, n as u64) as usize, None),
-            Strategy::WeightedRandom => {
-                let point = one_index(&mut self.rng, set.total_weight());
-                (set.by_weight(point), None)
-            }
+            Strategy::RoundRobin => (pick::round_robin(n, &self.shared.cursor), None),
+            Strategy::WeightedRoundRobin => (pick::weighted_round_robin(set.tree()), None),
+            Strategy::Random => (pick::random(&mut self.rng, n), None),
+            Strategy::WeightedRandom => (pick::weighted_random(set.tree(), &mut self.rng), None),
             Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. } if n == 1 => (0, None),
             strategy => {
-                let (a, mut b) = two_indices(&mut self.rng, n);
                 let base = self.shared.telemetry.base;
-                let mut cost = |e: &Endpoint<K, S>| {
+                let telemetry = &self.shared.telemetry;
+                let cost = |i: usize| {
+                    let e = set.get(i);
                     if !panicking {
                         match e.standing() {
                             Standing::Admits => {}
@@ -542,37 +463,13 @@ where
                             // In nanoseconds as `f64`, converted once when
                             // built: a `u128` conversion per pick costs more
                             // than the rest of the cost.
-                            let telemetry = &self.shared.telemetry;
                             e.ewma_cost(at, telemetry.default_rtt, telemetry.decay)
                         }
                         _ => e.pending() as f64,
                     }
                 };
-                let mut a = a;
-                let mut cost_a = cost(&set.endpoints[a]);
-                let mut cost_b = cost(&set.endpoints[b]);
-                // An ejected candidate is no choice: draw a third endpoint
-                // to compare the other with, or a slow endpoint would take
-                // every call paired with an ejected one.
-                if (cost_a.is_infinite() || cost_b.is_infinite()) && n > 2 {
-                    let mut c = one_index(&mut self.rng, n as u64 - 2) as usize;
-                    for taken in [a.min(b), a.max(b)] {
-                        if c >= taken {
-                            c += 1;
-                        }
-                    }
-                    let cost_c = cost(&set.endpoints[c]);
-                    if cost_a.is_infinite() {
-                        (a, cost_a) = (c, cost_c);
-                    } else {
-                        (b, cost_b) = (c, cost_c);
-                    }
-                }
-                if cost_b < cost_a {
-                    (b, Some(a))
-                } else {
-                    (a, Some(b))
-                }
+                let (first, second) = pick::power_of_two(&mut self.rng, n, cost);
+                (first, Some(second))
             }
         }
     }
@@ -657,7 +554,10 @@ where
         }
         if busy > 0 {
             // Every busy endpoint has this task's waker; so does discovery.
-            self.shared.wait_for_discovery(cx.waker());
+            if let Some(discovery) = &self.shared.discovery {
+                discovery.wait(self.id, cx.waker());
+                self.waits = true;
+            }
             return Poll::Pending;
         }
         let error = NoEndpointAvailable::new(n, ejected, failed, last_error);
@@ -668,7 +568,7 @@ where
 
 impl<K, S, C, Req> Service<Req> for LoadBalance<K, S, C>
 where
-    K: Eq + fmt::Display + Send + Sync + 'static,
+    K: Eq + Hash + Clone + fmt::Display + Send + Sync + 'static,
     S: Service<Req> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
@@ -693,8 +593,13 @@ where
             self.waiting.clear();
         }
         let ready = self.select(cx);
-        if ready.is_ready() && !self.waiting.is_empty() {
-            self.waiting.clear();
+        if ready.is_ready() {
+            if !self.waiting.is_empty() {
+                self.waiting.clear();
+            }
+            if self.waits {
+                self.forget_waker();
+            }
         }
         ready.map(Ok)
     }
@@ -726,6 +631,27 @@ where
     }
 }
 
+impl<K, S, C> LoadBalance<K, S, C> {
+    /// Takes this clone's waker back from discovery.
+    #[cold]
+    fn forget_waker(&mut self) {
+        if let Some(discovery) = &self.shared.discovery {
+            discovery.forget(self.id);
+        }
+        self.waits = false;
+    }
+}
+
+impl<K, S, C> Drop for LoadBalance<K, S, C> {
+    #[inline]
+    fn drop(&mut self) {
+        // A caller that gave up leaves no waker behind.
+        if self.waits {
+            self.forget_waker();
+        }
+    }
+}
+
 impl<K, S, C: Clone> Clone for LoadBalance<K, S, C> {
     fn clone(&self) -> Self {
         let clone = self.shared.clones.fetch_add(1, Relaxed) + 1;
@@ -734,6 +660,8 @@ impl<K, S, C: Clone> Clone for LoadBalance<K, S, C> {
             shared: self.shared.clone(),
             snapshot: self.snapshot.clone(),
             version: self.version,
+            id: clone,
+            waits: false,
             classifier: self.classifier.clone(),
             reserved: None,
             waiting: Vec::new(),
@@ -748,41 +676,74 @@ impl<K: fmt::Debug, S, C: fmt::Debug> fmt::Debug for LoadBalance<K, S, C> {
             .field("strategy", &self.shared.settings.strategy)
             .field(
                 "endpoints",
-                &self
-                    .snapshot
-                    .endpoints
-                    .iter()
-                    .map(|e| &e.key)
-                    .collect::<Vec<_>>(),
+                &self.snapshot.iter().map(|e| &e.key).collect::<Vec<_>>(),
             )
             .field("classifier", &self.classifier)
             .finish_non_exhaustive()
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A [`Discover`] stream as a stream of weighted changes, errors boxed.
-    struct Weighted<D> {
-        #[pin]
-        discover: D,
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tower::ServiceExt;
+    use tower::discover::ServiceList;
+    use tower_service::Service;
+
+    use super::LoadBalance;
+    use crate::balance::{BalanceConfig, Strategy};
+
+    /// An endpoint that is never ready.
+    #[derive(Clone)]
+    struct Busy;
+
+    impl Service<u32> for Busy {
+        type Response = u32;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<u32, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Pending
+        }
+
+        fn call(&mut self, request: u32) -> Self::Future {
+            Box::pin(async move { Ok(request) })
+        }
     }
-}
 
-impl<D> Stream for Weighted<D>
-where
-    D: Discover,
-    D::Error: Into<BoxError>,
-{
-    type Item = Result<Change<D::Key, (D::Service, u32)>, BoxError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.project().discover.poll_discover(cx).map(|change| {
-            change.map(|change| {
-                change.map_err(Into::into).map(|change| match change {
-                    Change::Insert(key, service) => Change::Insert(key, (service, 1)),
-                    Change::Remove(key) => Change::Remove(key),
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_give_up_leave_no_waker_behind() {
+        let config = BalanceConfig::default().strategy(Strategy::RoundRobin);
+        let lb = LoadBalance::discover(config, ServiceList::new(vec![Busy, Busy])).unwrap();
+        let waiting = || lb.shared.discovery.as_ref().map_or(0, |d| d.waiting());
+        // Ten thousand callers, each a task of its own, wait for an
+        // endpoint and give up.
+        let callers: Vec<_> = (0..10_000)
+            .map(|_| {
+                let mut clone = lb.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(Duration::from_millis(1), clone.ready())
+                        .await
+                        .is_err()
                 })
             })
-        })
+            .collect();
+        for caller in callers {
+            assert!(caller.await.unwrap(), "gave up");
+        }
+        assert_eq!(waiting(), 0, "each took its waker back when dropped");
+        // One caller polling again and again leaves one waker.
+        let mut clone = lb.clone();
+        for _ in 0..100 {
+            let _ = tokio::time::timeout(Duration::from_millis(1), clone.ready()).await;
+        }
+        assert_eq!(waiting(), 1);
+        drop(clone);
+        assert_eq!(waiting(), 0);
     }
 }

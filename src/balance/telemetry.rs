@@ -34,6 +34,7 @@ pub(crate) struct Telemetry {
     // ready, ejected, pending
     gauges: [Gauge; 3],
     ejections: Counter,
+    endpoint_metrics: bool,
 }
 
 impl Telemetry {
@@ -42,6 +43,7 @@ impl Telemetry {
         (decay, default_rtt): (f64, f64),
         gate: Option<Arc<Gate>>,
         events: Emitter<BalanceEvent>,
+        endpoint_metrics: bool,
     ) -> Self {
         let scope = Scope::new(service.clone());
         let gauges = ["ready", "ejected", "pending"]
@@ -58,13 +60,20 @@ impl Telemetry {
             endpoints: AtomicUsize::new(0),
             busy: AtomicUsize::new(0),
             gauges,
+            endpoint_metrics,
         }
     }
 
-    /// `bulwark_balance_requests_total{endpoint}`: the key the user gave is
-    /// the label, so the label values are bounded by the endpoint set.
+    /// `bulwark_balance_requests_total{endpoint}`, the key the user gave as
+    /// the label; a no-op unless asked for (see
+    /// [`BalanceConfig::endpoint_metrics`](super::BalanceConfig::endpoint_metrics)).
     pub(crate) fn requests_counter(&self, endpoint: &Arc<str>) -> Counter {
-        self.scope.counter(
+        let scope = if self.endpoint_metrics {
+            &self.scope
+        } else {
+            &Scope::silent()
+        };
+        scope.counter(
             "bulwark_balance_requests_total",
             &[("endpoint", endpoint.clone().into())],
         )
