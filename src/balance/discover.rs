@@ -122,25 +122,30 @@ impl<K, S> Discovery<K, S> {
 }
 
 pin_project_lite::pin_project! {
-    /// A [`Discover`] stream as a stream of weighted changes, errors boxed.
-    pub(crate) struct Weighted<D> {
+    /// A [`Discover`] stream as a stream of weighted changes, errors boxed:
+    /// `weigh` gives each service its weight.
+    pub(crate) struct Weighted<D, W> {
         #[pin]
         pub(crate) discover: D,
+        pub(crate) weigh: W,
     }
 }
 
-impl<D> Stream for Weighted<D>
+impl<D, W, S> Stream for Weighted<D, W>
 where
     D: Discover,
     D::Error: Into<BoxError>,
+    W: Fn(D::Service) -> (S, u32),
 {
-    type Item = Result<Change<D::Key, (D::Service, u32)>, BoxError>;
+    type Item = Result<Change<D::Key, (S, u32)>, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.project().discover.poll_discover(cx).map(|change| {
+        let this = self.project();
+        let weigh = this.weigh;
+        this.discover.poll_discover(cx).map(|change| {
             change.map(|change| {
                 change.map_err(Into::into).map(|change| match change {
-                    Change::Insert(key, service) => Change::Insert(key, (service, 1)),
+                    Change::Insert(key, service) => Change::Insert(key, weigh(service)),
                     Change::Remove(key) => Change::Remove(key),
                 })
             })

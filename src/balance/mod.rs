@@ -7,7 +7,9 @@
 //! average of response times (the default). Endpoints come from a fixed
 //! list ([`LoadBalance::new`], [`LoadBalance::weighted`]) or from a
 //! [`tower::discover::Discover`] stream ([`LoadBalance::discover`],
-//! [`LoadBalanceLayer`]), so DNS, Consul or Kubernetes can feed it.
+//! [`LoadBalance::discover_weighted`], [`LoadBalanceLayer`]), so DNS,
+//! Consul or Kubernetes can feed it; `dns::DnsDiscover` (feature `dns`)
+//! resolves a name's A, AAAA or SRV records.
 //!
 //! # Scale
 //!
@@ -86,6 +88,8 @@
 
 mod config;
 mod discover;
+#[cfg(feature = "dns")]
+pub mod dns;
 mod endpoint;
 pub mod error;
 mod event;

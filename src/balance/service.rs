@@ -150,7 +150,31 @@ where
         D: Discover<Key = K, Service = S> + Send + 'static,
         D::Error: Into<BoxError>,
     {
-        Self::from_settings(settings, Some(Box::pin(Weighted { discover })))
+        let weigh = |service| (service, 1);
+        Self::from_settings(settings, Some(Box::pin(Weighted { discover, weigh })))
+    }
+
+    /// A balancer over the endpoints a [`Discover`] stream reports with
+    /// their weights (its services are `(service, weight)` pairs), such as
+    /// [`DnsDiscover`](super::dns::DnsDiscover)'s from SRV records. As
+    /// [`discover`](Self::discover) otherwise; an endpoint inserted again
+    /// under its key with another weight replaces the old one.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field of `config`, as a [`ConfigError`]. A zero
+    /// weight from the stream counts as 1.
+    pub fn discover_weighted<D>(config: BalanceConfig, discover: D) -> Result<Self, ConfigError>
+    where
+        D: Discover<Key = K, Service = (S, u32)> + Send + 'static,
+        D::Error: Into<BoxError>,
+    {
+        let weigh = |(service, weight): (S, u32)| (service, weight.max(1));
+        let stream = Weighted { discover, weigh };
+        Ok(Self::from_settings(
+            config.validate()?,
+            Some(Box::pin(stream)),
+        ))
     }
 
     pub(crate) fn from_settings(settings: Settings, stream: Option<ChangeStream<K, S>>) -> Self {

@@ -219,7 +219,36 @@ where
         <D::Service as Service<Req>>::Error: Into<BoxError>,
         Self: Layer<Endpoints<D::Key, D::Service, C>>,
     {
-        let lb = LoadBalance::discover(self.balance.clone(), Boxing { discover })
+        let wrap = BoxErrors::new;
+        let lb = LoadBalance::discover(self.balance.clone(), Boxing { discover, wrap })
+            .map_err(|e| e.in_section("balance"))?
+            .classify(self.classifier.clone());
+        Ok(self.layer(lb))
+    }
+
+    /// The stack over the endpoints a [`Discover`] stream reports with
+    /// their weights, such as
+    /// [`DnsDiscover`](crate::balance::dns::DnsDiscover)'s (see
+    /// [`LoadBalance::discover_weighted`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`balance`](Self::balance).
+    #[allow(clippy::type_complexity)]
+    pub fn discover_weighted<D, EK, ES>(
+        &self,
+        discover: D,
+    ) -> Result<<Self as Layer<Endpoints<EK, ES, C>>>::Service, ConfigError>
+    where
+        D: Discover<Key = EK, Service = (ES, u32)> + Send + 'static,
+        EK: Clone + Eq + Hash + fmt::Display + Send + Sync + 'static,
+        ES: Service<Req, Response = Res> + Clone + Send + Sync + 'static,
+        D::Error: Into<BoxError>,
+        ES::Error: Into<BoxError>,
+        Self: Layer<Endpoints<EK, ES, C>>,
+    {
+        let wrap = |(service, weight)| (BoxErrors::new(service), weight);
+        let lb = LoadBalance::discover_weighted(self.balance.clone(), Boxing { discover, wrap })
             .map_err(|e| e.in_section("balance"))?
             .classify(self.classifier.clone());
         Ok(self.layer(lb))
@@ -342,21 +371,25 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// A [`Discover`] stream whose services have their errors boxed.
-    struct Boxing<D> {
+    /// A [`Discover`] stream whose services have their errors boxed:
+    /// `wrap` boxes one (and keeps its weight, for a weighted stream).
+    struct Boxing<D, W> {
         #[pin]
         discover: D,
+        wrap: W,
     }
 }
 
-impl<D: Discover> Stream for Boxing<D> {
-    type Item = Result<Change<D::Key, BoxErrors<D::Service>>, D::Error>;
+impl<D: Discover, W: Fn(D::Service) -> T, T> Stream for Boxing<D, W> {
+    type Item = Result<Change<D::Key, T>, D::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.project().discover.poll_discover(cx).map(|change| {
+        let this = self.project();
+        let wrap = this.wrap;
+        this.discover.poll_discover(cx).map(|change| {
             change.map(|change| {
                 change.map(|change| match change {
-                    Change::Insert(key, service) => Change::Insert(key, BoxErrors::new(service)),
+                    Change::Insert(key, service) => Change::Insert(key, wrap(service)),
                     Change::Remove(key) => Change::Remove(key),
                 })
             })
