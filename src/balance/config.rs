@@ -309,6 +309,17 @@ pub struct BalanceConfig {
     /// balancer holds each endpoint's counter, and a series the exporter
     /// dropped while its endpoint was quiet would not come back.
     pub endpoint_metrics: bool,
+    /// With consistent hashing ([`LoadBalance::hash_by`](super::LoadBalance::hash_by)),
+    /// the most requests in flight an endpoint takes, as a percentage of
+    /// the average over all endpoints (at least 100); a key whose endpoint
+    /// is over it goes to its next candidate. `None`: no bound, keys stay
+    /// on their endpoint however hot. Default: 125, as Envoy's
+    /// `hash_balance_factor` suggests.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::maybe::deserialize")
+    )]
+    pub hash_balance_factor: Option<u32>,
     #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) events: Emitter<BalanceEvent>,
 }
@@ -321,6 +332,7 @@ impl Default for BalanceConfig {
             outlier_detection: Some(OutlierDetection::default()),
             seed: None,
             endpoint_metrics: false,
+            hash_balance_factor: Some(125),
             events: Emitter::none(),
         }
     }
@@ -354,6 +366,12 @@ impl BalanceConfig {
     /// Sets [`seed`](Self::seed).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`hash_balance_factor`](Self::hash_balance_factor).
+    pub fn hash_balance_factor(mut self, percent: Option<u32>) -> Self {
+        self.hash_balance_factor = percent;
         self
     }
 
@@ -416,12 +434,16 @@ impl BalanceConfig {
                 Some(*o)
             }
         };
+        if let Some(percent) = self.hash_balance_factor {
+            check.not_smaller("hash_balance_factor", percent, "100 (the average)", 100)?;
+        }
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
             strategy: self.strategy,
             outlier,
             seed: self.seed,
             endpoint_metrics: self.endpoint_metrics,
+            hash_balance_factor: self.hash_balance_factor,
             events: self.events.clone(),
         })
     }
@@ -435,6 +457,7 @@ impl fmt::Debug for BalanceConfig {
             .field("outlier_detection", &self.outlier_detection)
             .field("seed", &self.seed)
             .field("endpoint_metrics", &self.endpoint_metrics)
+            .field("hash_balance_factor", &self.hash_balance_factor)
             .field("on_event", &self.events)
             .finish()
     }
@@ -448,6 +471,7 @@ pub(crate) struct Settings {
     pub(crate) outlier: Option<OutlierDetection>,
     pub(crate) seed: Option<u64>,
     pub(crate) endpoint_metrics: bool,
+    pub(crate) hash_balance_factor: Option<u32>,
     pub(crate) events: Emitter<BalanceEvent>,
 }
 

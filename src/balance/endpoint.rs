@@ -253,6 +253,9 @@ pub(crate) struct Ticket<K, S> {
     /// Whether this call is counted among the endpoint's pending requests:
     /// only the strategies that read the count keep it.
     counts_pending: bool,
+    /// Whether it is counted among the balancer's requests in flight too
+    /// (consistent hashing's load bound).
+    counts_total: bool,
     in_flight: bool,
     /// When the request was sent, in nanoseconds since the balancer's base,
     /// when response times are measured (peak EWMA); 0 otherwise.
@@ -265,6 +268,7 @@ impl<K, S> Ticket<K, S> {
             endpoint,
             permit: Some(permit),
             counts_pending: false,
+            counts_total: false,
             in_flight: false,
             sent_at: 0,
         }
@@ -277,6 +281,11 @@ impl<K, S> Ticket<K, S> {
     /// Counts this call among the endpoint's pending requests.
     pub(crate) fn count_pending(&mut self) {
         self.counts_pending = true;
+    }
+
+    /// Counts this call among the balancer's requests in flight.
+    pub(crate) fn count_total(&mut self) {
+        self.counts_total = true;
     }
 
     /// Measures this call's response time from `sent_at`.
@@ -292,6 +301,9 @@ impl<K, S> Ticket<K, S> {
         if self.counts_pending {
             self.endpoint.pending.fetch_add(1, Relaxed);
         }
+        if self.counts_total {
+            self.endpoint.telemetry.sent();
+        }
         self.endpoint.requests.increment(1);
         self.in_flight = true;
     }
@@ -302,6 +314,9 @@ impl<K, S> Ticket<K, S> {
         if std::mem::take(&mut self.in_flight) {
             if self.counts_pending {
                 self.endpoint.pending.fetch_sub(1, Relaxed);
+            }
+            if self.counts_total {
+                self.endpoint.telemetry.answered();
             }
             if self.sent_at != 0 {
                 let probe = matches!(self.permit, Some(Permit::Probe { .. }));
@@ -334,6 +349,7 @@ where
             endpoint: self.endpoint.clone(),
             permit: self.permit.take(),
             counts_pending: self.counts_pending,
+            counts_total: self.counts_total,
             in_flight: std::mem::take(&mut self.in_flight),
             sent_at: self.sent_at,
         }
@@ -356,6 +372,9 @@ impl<K, S> Ticket<K, S> {
         }
         if self.in_flight && self.counts_pending {
             self.endpoint.pending.fetch_sub(1, Relaxed);
+        }
+        if self.in_flight && self.counts_total {
+            self.endpoint.telemetry.answered();
         }
         if self.in_flight && self.sent_at != 0 {
             // A call dropped before its answer (a lost hedge, a caller

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -17,6 +17,7 @@ use super::endpoint::{Endpoint, EndpointSnapshot, Ticket, duration_nanos, nanos_
 use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
+use super::hash::{self, HashBy, NoHash, RequestHash};
 use super::pick;
 use super::set::{EndpointSet, Writer};
 use super::telemetry::Telemetry;
@@ -41,7 +42,7 @@ use crate::config::{Check, ConfigError};
 /// random number generator. No `Buffer` is needed: a call clones the chosen
 /// endpoint's service (the endpoint services must be `Clone`, as HTTP and
 /// gRPC clients are) and drives that clone.
-pub struct LoadBalance<K, S, C = DefaultClassifier> {
+pub struct LoadBalance<K, S, C = DefaultClassifier, H = NoHash> {
     shared: Arc<Shared<K, S>>,
     snapshot: Arc<EndpointSet<K, S>>,
     version: u64,
@@ -56,6 +57,8 @@ pub struct LoadBalance<K, S, C = DefaultClassifier> {
     /// Clones of endpoints that were not ready at the last check, kept so
     /// that they wake this task when they are.
     waiting: Vec<S>,
+    /// Reads a request's key for consistent hashing ([`NoHash`]: none).
+    hasher: H,
 }
 
 enum Reserved<K, S> {
@@ -74,6 +77,10 @@ pub(crate) struct Shared<K, S> {
     version: AtomicU64,
     cursor: AtomicUsize,
     clones: AtomicU64,
+    /// Whether requests are placed by their keys ([`LoadBalance::hash_by`]):
+    /// then every call counts among its endpoint's requests in flight, for
+    /// the load bound.
+    hashing: AtomicBool,
     /// Where every clone's random sequence starts from: the configured
     /// seed, or one drawn from the OS when the balancer is built.
     seed: u64,
@@ -206,6 +213,7 @@ where
             version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
             clones: AtomicU64::new(0),
+            hashing: AtomicBool::new(false),
             seed,
             discovery,
         });
@@ -219,14 +227,18 @@ where
             classifier: DefaultClassifier,
             reserved: None,
             waiting: Vec::new(),
+            hasher: NoHash,
         }
     }
 }
 
-impl<K, S, C> LoadBalance<K, S, C> {
+impl<K, S, C, H> LoadBalance<K, S, C, H> {
     /// Judges results with `classifier` (see [`crate::classify`]) for
     /// outlier detection.
-    pub fn classify<C2>(self, classifier: C2) -> LoadBalance<K, S, C2> {
+    pub fn classify<C2>(self, classifier: C2) -> LoadBalance<K, S, C2, H>
+    where
+        H: Clone,
+    {
         LoadBalance {
             shared: self.shared.clone(),
             snapshot: self.snapshot.clone(),
@@ -238,6 +250,62 @@ impl<K, S, C> LoadBalance<K, S, C> {
             classifier,
             reserved: None,
             waiting: Vec::new(),
+            hasher: self.hasher.clone(),
+        }
+    }
+
+    /// Sends each request to the endpoint its key maps to (consistent
+    /// hashing), for cache affinity and sticky sessions: `key` reads the
+    /// key from the request, and a request without one (`None`) goes where
+    /// the strategy says. See [`hash`](super::hash) for how keys move when
+    /// the set changes, and how ejected, busy and overloaded endpoints are
+    /// skipped.
+    ///
+    /// The key's endpoint is used when it can take the request at once;
+    /// otherwise the key's next candidates are tried, and when none can,
+    /// the endpoint the strategy reserved in `poll_ready` takes it: a
+    /// request never waits for its key's endpoint, and never fails for it.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use tower::{service_fn, BoxError, Service, ServiceExt};
+    /// use tower_bulwark::balance::{BalanceConfig, LoadBalance};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let cache = |name: &'static str| service_fn(move |user: String| async move { Ok::<_, Infallible>((name, user)) });
+    /// let mut caches = LoadBalance::new(
+    ///     BalanceConfig::default(),
+    ///     [("a", cache("a")), ("b", cache("b")), ("c", cache("c"))],
+    /// )?
+    /// .hash_by(|user: &String| Some(user.clone()));
+    /// let (first, _) = caches.ready().await?.call("user-42".to_owned()).await?;
+    /// for _ in 0..10 {
+    ///     let (again, _) = caches.ready().await?.call("user-42".to_owned()).await?;
+    ///     assert_eq!(again, first);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hash_by<F, Req, T>(self, key: F) -> LoadBalance<K, S, C, HashBy<F>>
+    where
+        F: Fn(&Req) -> Option<T> + Clone,
+        T: Hash,
+        C: Clone,
+    {
+        self.shared.hashing.store(true, Relaxed);
+        LoadBalance {
+            shared: self.shared.clone(),
+            snapshot: self.snapshot.clone(),
+            version: self.version,
+            id: self.id,
+            // `self`, dropped here, takes back any waker it left.
+            waits: false,
+            rng: self.rng.clone(),
+            classifier: self.classifier.clone(),
+            reserved: None,
+            waiting: Vec::new(),
+            hasher: HashBy(key),
         }
     }
 
@@ -412,7 +480,7 @@ enum Attempt {
     Failed(BoxError),
 }
 
-impl<K, S, C> LoadBalance<K, S, C>
+impl<K, S, C, H> LoadBalance<K, S, C, H>
 where
     K: Eq + fmt::Display,
     S: Clone,
@@ -509,16 +577,88 @@ where
             // its own.
             self.shared.cursor.fetch_add(skipped, Relaxed);
         }
-        if let (
-            Some(Reserved::Endpoint { ticket, .. }),
-            Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. },
-        ) = (&mut self.reserved, strategy)
-        {
-            ticket.count_pending();
-            if let Strategy::P2cPeakEwma { .. } = strategy {
-                let base = self.shared.telemetry.base;
-                ticket.measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
+        if let Some(Reserved::Endpoint { ticket, .. }) = &mut self.reserved {
+            match strategy {
+                Strategy::P2cLeastPending => ticket.count_pending(),
+                Strategy::P2cPeakEwma { .. } => {
+                    ticket.count_pending();
+                    let base = self.shared.telemetry.base;
+                    ticket.measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
+                }
+                _ => {}
             }
+            if self.shared.hashing.load(Relaxed) {
+                ticket.count_pending();
+                ticket.count_total();
+            }
+        }
+    }
+
+    /// Moves the reservation to the endpoint `hash` maps to, or to the
+    /// first of its next candidates that can take the request at once: not
+    /// ejected, ready, and under the load bound. The candidates are a few
+    /// rehashes of the key (so that the keys of an endpoint skipped spread
+    /// over the others), then the endpoints after the last one in turn
+    /// (one is always under the bound, which is above the average). When
+    /// none of those asked is ready, the strategy's reservation stays: the
+    /// request is never held back for its key.
+    fn steer<Req>(&mut self, hash: u64)
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError>,
+    {
+        /// Rehashes tried before walking on: with a quarter of the
+        /// endpoints unusable, 1 key in 65 000 walks.
+        const REHASHES: u64 = 8;
+        /// Endpoints asked whether they are ready, at most: when that many
+        /// are busy or failing, the strategy's choice serves.
+        const ATTEMPTS: usize = 16;
+        let n = self.snapshot.len();
+        let Some(Reserved::Endpoint { ticket, .. }) = &self.reserved else {
+            return;
+        };
+        let reserved = ticket.endpoint().clone();
+        let settings = &self.shared.settings;
+        let telemetry = &self.shared.telemetry;
+        let panicking = settings
+            .outlier
+            .is_some_and(|o| telemetry.panicking(o.panic_threshold));
+        // At most `factor` times the average of the requests in flight,
+        // this one included, rounded up.
+        let bound = settings.hash_balance_factor.map(|percent| {
+            let total = telemetry.in_flight() + 1;
+            (total * u64::from(percent)).div_ceil(n as u64 * 100)
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let last = hash::jump(hash::candidate(hash, REHASHES - 1), n);
+        let rehashes = (0..REHASHES).map(|attempt| hash::jump(hash::candidate(hash, attempt), n));
+        let walk = (1..n).map(|k| (last + k) % n);
+        let mut attempts = 0;
+        for index in rehashes.chain(walk) {
+            let endpoint = self.snapshot.get(index);
+            if bound.is_some_and(|bound| endpoint.pending() >= bound) {
+                continue;
+            }
+            if Arc::ptr_eq(endpoint, &reserved) {
+                return;
+            }
+            attempts += 1;
+            if attempts > ATTEMPTS {
+                return;
+            }
+            let strategy = self.reserved.take();
+            if let Attempt::Ready = self.attempt(index, panicking, &mut cx) {
+                // The strategy's reservation, dropped, gives its permit
+                // back.
+                drop(strategy);
+                if let Some(Reserved::Endpoint { ticket, .. }) = &mut self.reserved {
+                    ticket.count_pending();
+                    ticket.count_total();
+                }
+                return;
+            }
+            self.reserved = strategy;
+            self.waiting.clear();
         }
     }
 
@@ -590,8 +730,9 @@ where
     }
 }
 
-impl<K, S, C, Req> Service<Req> for LoadBalance<K, S, C>
+impl<K, S, C, H, Req> Service<Req> for LoadBalance<K, S, C, H>
 where
+    H: RequestHash<Req>,
     K: Eq + Hash + Clone + fmt::Display + Send + Sync + 'static,
     S: Service<Req> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
@@ -638,6 +779,9 @@ where
                 self.waiting.clear();
             }
         }
+        if let Some(hash) = self.hasher.hash(&req) {
+            self.steer(hash);
+        }
         let reserved = self.reserved.take().unwrap_or_else(|| {
             let n = self.snapshot.len();
             Reserved::Unavailable(Box::new(NoEndpointAvailable::new(n, 0, 0, None)))
@@ -655,7 +799,7 @@ where
     }
 }
 
-impl<K, S, C> LoadBalance<K, S, C> {
+impl<K, S, C, H> LoadBalance<K, S, C, H> {
     /// Takes this clone's waker back from discovery.
     #[cold]
     fn forget_waker(&mut self) {
@@ -666,7 +810,7 @@ impl<K, S, C> LoadBalance<K, S, C> {
     }
 }
 
-impl<K, S, C> Drop for LoadBalance<K, S, C> {
+impl<K, S, C, H> Drop for LoadBalance<K, S, C, H> {
     #[inline]
     fn drop(&mut self) {
         // A caller that gave up leaves no waker behind.
@@ -676,7 +820,7 @@ impl<K, S, C> Drop for LoadBalance<K, S, C> {
     }
 }
 
-impl<K, S, C: Clone> Clone for LoadBalance<K, S, C> {
+impl<K, S, C: Clone, H: Clone> Clone for LoadBalance<K, S, C, H> {
     fn clone(&self) -> Self {
         let clone = self.shared.clones.fetch_add(1, Relaxed) + 1;
         LoadBalance {
@@ -689,11 +833,12 @@ impl<K, S, C: Clone> Clone for LoadBalance<K, S, C> {
             classifier: self.classifier.clone(),
             reserved: None,
             waiting: Vec::new(),
+            hasher: self.hasher.clone(),
         }
     }
 }
 
-impl<K: fmt::Debug, S, C: fmt::Debug> fmt::Debug for LoadBalance<K, S, C> {
+impl<K: fmt::Debug, S, C: fmt::Debug, H> fmt::Debug for LoadBalance<K, S, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadBalance")
             .field("service", &self.shared.settings.service)

@@ -1,7 +1,7 @@
 //! The balancer's metrics, events and ejection gate, shared by its endpoints.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 use tokio::time::Instant;
 
@@ -35,6 +35,9 @@ pub(crate) struct Telemetry {
     gauges: [Gauge; 3],
     ejections: Counter,
     endpoint_metrics: bool,
+    /// Requests in flight over every endpoint, counted for consistent
+    /// hashing's load bound only.
+    in_flight: AtomicU64,
 }
 
 impl Telemetry {
@@ -61,6 +64,7 @@ impl Telemetry {
             busy: AtomicUsize::new(0),
             gauges,
             endpoint_metrics,
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -77,6 +81,18 @@ impl Telemetry {
             "bulwark_balance_requests_total",
             &[("endpoint", endpoint.clone().into())],
         )
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    pub(crate) fn sent(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn answered(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
     }
 
     pub(crate) fn ejected(&self) -> usize {
