@@ -163,7 +163,7 @@ impl Check {
     }
 
     /// A part of the configuration that was not given.
-    #[cfg(feature = "stack")]
+    #[cfg(any(feature = "stack", feature = "balance"))]
     pub(crate) fn missing(self, field: &'static str, what: &'static str) -> ConfigError {
         self.error(field, Problem::Missing { what })
     }

@@ -1,7 +1,7 @@
 //! One endpoint's shared state, and the ticket a call holds on it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,6 +27,19 @@ pub(crate) struct Endpoint<K, S> {
     busy: AtomicBool,
     requests: Counter,
     telemetry: Arc<Telemetry>,
+    health: Health,
+}
+
+/// What active health checks found, written by the probing task only.
+#[derive(Debug)]
+struct Health {
+    healthy: AtomicBool,
+    /// Whether the balancer counts this endpoint among the unhealthy.
+    counted: AtomicBool,
+    successes: AtomicU32,
+    failures: AtomicU32,
+    /// Successes in a row since the outlier detector ejected it.
+    returning: AtomicU32,
 }
 
 impl<K, S> Endpoint<K, S> {
@@ -50,6 +63,61 @@ impl<K, S> Endpoint<K, S> {
             removed: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             telemetry,
+            health: Health {
+                healthy: AtomicBool::new(true),
+                counted: AtomicBool::new(false),
+                successes: AtomicU32::new(0),
+                failures: AtomicU32::new(0),
+                returning: AtomicU32::new(0),
+            },
+        }
+    }
+
+    /// Under active health checks: healthy, and not ejected (an ejected
+    /// endpoint comes back through the probes, not a client's request).
+    #[inline]
+    pub(crate) fn passes_checks(&self) -> bool {
+        self.health.healthy.load(Relaxed) && !self.is_ejected()
+    }
+
+    /// Records a probe's result; `thresholds` are the successes and the
+    /// failures in a row that change the endpoint's health.
+    pub(crate) fn probed(&self, ok: bool, (healthy_after, unhealthy_after): (u32, u32)) {
+        let health = &self.health;
+        if ok {
+            health.failures.store(0, Relaxed);
+            let successes = health.successes.fetch_add(1, Relaxed) + 1;
+            if successes >= healthy_after && !health.healthy.swap(true, SeqCst) {
+                if health.counted.swap(false, SeqCst) {
+                    self.telemetry.unhealthy_changed(false);
+                }
+                self.telemetry.health_changed(&self.label, true);
+            }
+        } else {
+            health.successes.store(0, Relaxed);
+            let failures = health.failures.fetch_add(1, Relaxed) + 1;
+            if failures >= unhealthy_after && health.healthy.swap(false, SeqCst) {
+                if !self.is_removed() && !health.counted.swap(true, SeqCst) {
+                    self.telemetry.unhealthy_changed(true);
+                    // Removed meanwhile: `remove` may have missed the count.
+                    if self.is_removed() && health.counted.swap(false, SeqCst) {
+                        self.telemetry.unhealthy_changed(false);
+                    }
+                }
+                self.telemetry.health_changed(&self.label, false);
+            }
+        }
+        // An endpoint the requests' failures ejected returns after enough
+        // probes in a row succeed.
+        match &self.breaker {
+            Some(breaker) if ok && breaker.rejects() => {
+                let returning = health.returning.fetch_add(1, Relaxed) + 1;
+                if returning >= healthy_after {
+                    health.returning.store(0, Relaxed);
+                    breaker.set_state(crate::circuit_breaker::CircuitState::Closed);
+                }
+            }
+            _ => health.returning.store(0, Relaxed),
         }
     }
 
@@ -112,6 +180,9 @@ impl<K, S> Endpoint<K, S> {
         if !self.removed.swap(true, AcqRel) {
             if let Some(breaker) = &self.breaker {
                 breaker.leave_group();
+            }
+            if self.health.counted.swap(false, SeqCst) {
+                self.telemetry.unhealthy_changed(false);
             }
             self.set_busy(false);
         }

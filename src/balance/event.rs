@@ -37,6 +37,21 @@ pub enum BalanceEvent {
         /// The endpoint's key.
         endpoint: Arc<str>,
     },
+    /// Active health checks found an endpoint unhealthy: it takes no
+    /// requests until its probes succeed again.
+    EndpointUnhealthy {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
+    /// An unhealthy endpoint's probes succeeded: it takes requests again.
+    EndpointHealthy {
+        /// The balancer's `service` name.
+        service: Arc<str>,
+        /// The endpoint's key.
+        endpoint: Arc<str>,
+    },
     /// The discovery stream reported an error; the endpoint set is unchanged.
     DiscoveryFailed {
         /// The balancer's `service` name.

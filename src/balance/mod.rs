@@ -11,6 +11,14 @@
 //! Consul or Kubernetes can feed it; `dns::DnsDiscover` (feature `dns`)
 //! resolves a name's A, AAAA or SRV records.
 //!
+//! # Active health checks
+//!
+//! [`LoadBalance::health_check`] probes every endpoint at an interval with
+//! a [`HealthCheck`] (a closure, or an HTTP `GET` of a path), apart from
+//! the requests: endpoints that fail it take no requests until they pass
+//! again, and with outlier detection an ejected endpoint returns through
+//! its probes rather than a client's request. See [`health`].
+//!
 //! # Consistent hashing
 //!
 //! [`LoadBalance::hash_by`] sends each request to the endpoint its key
@@ -55,7 +63,9 @@
 //! that grows with each ejection, and returns on probation. At most a share
 //! of the endpoints is ejected at once, and below a panic threshold of
 //! healthy endpoints the balancer uses them all. Ejection is passive: state
-//! changes as responses come back; no task runs per endpoint.
+//! changes as responses come back; no task runs per endpoint. Without
+//! active health checks, an ejected endpoint whose time is up is tried with
+//! the next request.
 //!
 //! # Sharing
 //!
@@ -104,6 +114,7 @@ pub mod error;
 mod event;
 pub mod future;
 pub mod hash;
+pub mod health;
 mod layer;
 mod pick;
 mod service;
@@ -114,5 +125,6 @@ mod tree;
 pub use self::config::{BalanceConfig, OutlierDetection, Strategy};
 pub use self::event::BalanceEvent;
 pub use self::hash::{HashBy, NoHash, RequestHash};
+pub use self::health::HealthCheck;
 pub use self::layer::LoadBalanceLayer;
 pub use self::service::{EndpointState, LoadBalance};

@@ -18,6 +18,7 @@ use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
 use super::hash::{self, HashBy, NoHash, RequestHash};
+use super::health::{self, HealthCheck};
 use super::pick;
 use super::set::{EndpointSet, Writer};
 use super::telemetry::Telemetry;
@@ -81,6 +82,9 @@ pub(crate) struct Shared<K, S> {
     /// then every call counts among its endpoint's requests in flight, for
     /// the load bound.
     hashing: AtomicBool,
+    /// The active health check's number (0: none): a check replaced by
+    /// another stops.
+    health: AtomicU64,
     /// Where every clone's random sequence starts from: the configured
     /// seed, or one drawn from the OS when the balancer is built.
     seed: u64,
@@ -214,6 +218,7 @@ where
             cursor: AtomicUsize::new(0),
             clones: AtomicU64::new(0),
             hashing: AtomicBool::new(false),
+            health: AtomicU64::new(0),
             seed,
             discovery,
         });
@@ -309,6 +314,35 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
         }
     }
 
+    /// Probes every endpoint at an interval with `check`, apart from the
+    /// requests, and takes those that fail it out until they pass again
+    /// (see [`health`](super::health)). Replaces an earlier check. The
+    /// probes run on a task of the current Tokio runtime, which ends when
+    /// the last clone of the balancer is dropped.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid field of `check`, or no Tokio runtime to run the
+    /// probes on (`health_check.runtime`), as a [`ConfigError`].
+    pub fn health_check(self, check: HealthCheck<K>) -> Result<Self, ConfigError>
+    where
+        K: Send + Sync + 'static,
+        S: Send + Sync + 'static,
+    {
+        check.validate()?;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(Check::layer("load balance").missing(
+                "health_check.runtime",
+                "a Tokio runtime to run the probes on: call it from within one",
+            ));
+        };
+        let number = self.shared.health.fetch_add(1, AcqRel) + 1;
+        let shared = Arc::downgrade(&self.shared);
+        let seed = self.shared.seed ^ number;
+        runtime.spawn(health::run(shared, check, number, seed));
+        Ok(self)
+    }
+
     fn refreshed(mut self) -> Self {
         self.refresh();
         self
@@ -366,6 +400,43 @@ pub struct EndpointState<K> {
 }
 
 impl<K, S> Shared<K, S> {
+    /// What picks honour now: ejections and health checks, unless too few
+    /// endpoints are healthy (the panic threshold): then every endpoint
+    /// is used.
+    #[inline]
+    fn honour(&self) -> Honour {
+        let checks = self.checked();
+        let outlier = self.settings.outlier;
+        if outlier.is_none() && !checks {
+            return Honour {
+                ejections: true,
+                checks: false,
+            };
+        }
+        let threshold = outlier.map(|o| o.panic_threshold);
+        let panicking = self.telemetry.panicking(threshold, checks);
+        Honour {
+            ejections: !panicking,
+            checks: checks && !panicking,
+        }
+    }
+
+    /// Whether active health checks run.
+    #[inline]
+    fn checked(&self) -> bool {
+        self.health.load(Relaxed) != 0
+    }
+
+    /// The newest endpoint set.
+    pub(crate) fn current(&self) -> Arc<EndpointSet<K, S>> {
+        lock(&self.set).clone()
+    }
+
+    /// Whether health check number `number` is still the balancer's.
+    pub(crate) fn checks(&self, number: u64) -> bool {
+        self.health.load(Relaxed) == number
+    }
+
     /// Clone number `clone`'s own random sequence, from the balancer's
     /// seed: no draw from the OS or the thread's generator per clone (the
     /// layers above a balancer clone it on every call).
@@ -471,6 +542,15 @@ where
     }
 }
 
+/// Which verdicts a pick honours: when too few endpoints are healthy, none.
+#[derive(Debug, Clone, Copy)]
+struct Honour {
+    /// Outlier detection's ejections.
+    ejections: bool,
+    /// The active health checks' verdicts.
+    checks: bool,
+}
+
 /// What trying one endpoint gave.
 enum Attempt {
     /// Reserved in `self.reserved`.
@@ -485,19 +565,23 @@ where
     K: Eq + fmt::Display,
     S: Clone,
 {
-    /// Tries the endpoint at `index`: admitted by its outlier detector (or
-    /// not, unless the balancer is panicking), and ready. A ready endpoint
+    /// Tries the endpoint at `index`: passing its health checks and
+    /// admitted by its outlier detector (as far as `honour` says), and
+    /// ready. A ready endpoint
     /// is reserved in place. Always inlined: out of line, the call costs a
     /// sixth of a pick.
     #[inline(always)]
-    fn attempt<Req>(&mut self, index: usize, panicking: bool, cx: &mut Context<'_>) -> Attempt
+    fn attempt<Req>(&mut self, index: usize, honour: Honour, cx: &mut Context<'_>) -> Attempt
     where
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
         let endpoint = self.snapshot.get(index);
+        if honour.checks && !endpoint.passes_checks() {
+            return Attempt::Ejected;
+        }
         let permit = match endpoint.admit() {
-            Permit::Rejected { .. } if !panicking => return Attempt::Ejected,
+            Permit::Rejected { .. } if honour.ejections => return Attempt::Ejected,
             Permit::Rejected { .. } => Permit::Untracked,
             permit => permit,
         };
@@ -526,7 +610,7 @@ where
 
     /// The strategy's first choice, and for P2C the other candidate.
     #[inline]
-    fn candidates(&mut self, panicking: bool, now: &mut Option<u64>) -> (usize, Option<usize>) {
+    fn candidates(&mut self, honour: Honour, now: &mut Option<u64>) -> (usize, Option<usize>) {
         let set = &*self.snapshot;
         let n = set.len();
         match self.shared.settings.strategy {
@@ -540,7 +624,10 @@ where
                 let telemetry = &self.shared.telemetry;
                 let cost = |i: usize| {
                     let e = set.get(i);
-                    if !panicking {
+                    if honour.checks && !e.passes_checks() {
+                        return f64::INFINITY;
+                    }
+                    if honour.ejections {
                         match e.standing() {
                             Standing::Admits => {}
                             // An ejected endpoint whose time is up gets its
@@ -620,9 +707,7 @@ where
         let reserved = ticket.endpoint().clone();
         let settings = &self.shared.settings;
         let telemetry = &self.shared.telemetry;
-        let panicking = settings
-            .outlier
-            .is_some_and(|o| telemetry.panicking(o.panic_threshold));
+        let honour = self.shared.honour();
         // At most `factor` times the average of the requests in flight,
         // this one included, rounded up.
         let bound = settings.hash_balance_factor.map(|percent| {
@@ -647,7 +732,7 @@ where
                 return;
             }
             let strategy = self.reserved.take();
-            if let Attempt::Ready = self.attempt(index, panicking, &mut cx) {
+            if let Attempt::Ready = self.attempt(index, honour, &mut cx) {
                 // The strategy's reservation, dropped, gives its permit
                 // back.
                 drop(strategy);
@@ -677,13 +762,9 @@ where
             ))));
             return Poll::Ready(());
         }
-        let panicking = self
-            .shared
-            .settings
-            .outlier
-            .is_some_and(|o| self.shared.telemetry.panicking(o.panic_threshold));
+        let honour = self.shared.honour();
         let mut now = None;
-        let (first, second) = self.candidates(panicking, &mut now);
+        let (first, second) = self.candidates(honour, &mut now);
         // The strategy's choice is usually usable: try it before building
         // the order of the others.
         let (mut ejected, mut busy, mut failed, mut last_error) = (0, 0, 0, None);
@@ -703,7 +784,7 @@ where
                 false
             }
         };
-        if tally(self.attempt(first, panicking, cx)) {
+        if tally(self.attempt(first, honour, cx)) {
             self.reserved_after(0, now);
             return Poll::Ready(());
         }
@@ -711,7 +792,7 @@ where
             .map(|k| (first + k) % n)
             .filter(|&i| Some(i) != second);
         for (k, index) in second.into_iter().chain(rest).enumerate() {
-            if tally(self.attempt(index, panicking, cx)) {
+            if tally(self.attempt(index, honour, cx)) {
                 self.reserved_after(k + 1, now);
                 return Poll::Ready(());
             }

@@ -38,6 +38,8 @@ pub(crate) struct Telemetry {
     /// Requests in flight over every endpoint, counted for consistent
     /// hashing's load bound only.
     in_flight: AtomicU64,
+    /// Endpoints that active health checks found unhealthy.
+    unhealthy: AtomicUsize,
 }
 
 impl Telemetry {
@@ -65,6 +67,7 @@ impl Telemetry {
             gauges,
             endpoint_metrics,
             in_flight: AtomicU64::new(0),
+            unhealthy: AtomicUsize::new(0),
         }
     }
 
@@ -103,16 +106,42 @@ impl Telemetry {
         self.endpoints.load(Acquire)
     }
 
-    /// Whether too few endpoints are healthy to honour ejections.
+    /// Whether too few endpoints are healthy to honour ejections (and
+    /// the health checks' verdicts): below `panic_threshold` per cent of
+    /// them, or none without outlier detection.
     #[inline]
-    pub(crate) fn panicking(&self, panic_threshold: f64) -> bool {
-        let ejected = self.ejected();
-        if ejected == 0 {
+    pub(crate) fn panicking(&self, panic_threshold: Option<f64>, checked: bool) -> bool {
+        let mut down = self.ejected();
+        if checked {
+            // An endpoint can be both ejected and unhealthy: the larger
+            // count is the least that are down, and is not counted twice.
+            down = down.max(self.unhealthy.load(Relaxed));
+        }
+        if down == 0 {
             return false;
         }
         let total = self.endpoints();
-        let healthy = total.saturating_sub(ejected);
-        (healthy as f64) * 100.0 < panic_threshold * total as f64
+        let healthy = total.saturating_sub(down);
+        match panic_threshold {
+            Some(threshold) => (healthy as f64) * 100.0 < threshold * total as f64,
+            None => healthy == 0,
+        }
+    }
+
+    pub(crate) fn unhealthy_changed(&self, unhealthy: bool) {
+        if unhealthy {
+            self.unhealthy.fetch_add(1, Relaxed);
+        } else {
+            self.unhealthy.fetch_sub(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn health_changed(&self, endpoint: &Arc<str>, healthy: bool) {
+        let endpoint = endpoint.clone();
+        self.emit(|service| match healthy {
+            true => BalanceEvent::EndpointHealthy { service, endpoint },
+            false => BalanceEvent::EndpointUnhealthy { service, endpoint },
+        });
     }
 
     pub(crate) fn set_endpoints(&self, n: usize) {
@@ -158,7 +187,7 @@ impl Telemetry {
                     endpoint: endpoint.clone(),
                 });
             }
-            (CircuitState::Open, CircuitState::HalfOpen) => {
+            (CircuitState::Open, CircuitState::HalfOpen | CircuitState::Closed) => {
                 self.events.emit(|| BalanceEvent::EndpointReturned {
                     service: self.service.clone(),
                     endpoint: endpoint.clone(),
