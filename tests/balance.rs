@@ -743,27 +743,26 @@ async fn endpoint_churn_leaves_the_number_of_series_unchanged() {
         );
         snapshot.len()
     };
+    // The changes are applied, and the endpoints made, in `poll_ready`.
+    let mut call = async || {
+        metrics::with_local_recorder(&recorder, || lb.ready().now_or_never())
+            .expect("an endpoint is ready")
+            .unwrap()
+            .call(())
+            .await
+            .unwrap()
+    };
     changes
         .unbounded_send(Ok::<_, Infallible>(Change::Insert(0, echo)))
         .unwrap();
-    metrics::with_local_recorder(&recorder, || lb.ready().now_or_never())
-        .expect("an endpoint is ready")
-        .unwrap()
-        .call(())
-        .await
-        .unwrap();
+    call().await;
     let before = series();
     for key in 1..=1_000 {
         changes.unbounded_send(Ok(Change::Remove(key - 1))).unwrap();
         changes
             .unbounded_send(Ok(Change::Insert(key, echo)))
             .unwrap();
-        metrics::with_local_recorder(&recorder, || lb.ready().now_or_never())
-            .expect("an endpoint is ready")
-            .unwrap()
-            .call(())
-            .await
-            .unwrap();
+        call().await;
     }
     assert_eq!(series(), before);
     assert_eq!(lb.endpoints().len(), 1);

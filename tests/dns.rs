@@ -91,6 +91,12 @@ impl Dns {
         }
     }
 
+    /// The SRV records of `_http._tcp.users.svc.test.`.
+    async fn users_srv(&self, records: Vec<RData>) {
+        self.set("_http._tcp.users.svc.test.", RecordType::SRV, records)
+            .await;
+    }
+
     async fn a(&self, owner: &str, ips: &[[u8; 4]]) {
         let data = ips
             .iter()
@@ -246,15 +252,11 @@ async fn srv_records_give_ports_and_weights_and_backups_wait() {
     dns.a("a.svc.test.", &[[127, 0, 0, 1]]).await;
     dns.a("b.svc.test.", &[[127, 0, 0, 2]]).await;
     dns.a("backup.svc.test.", &[[127, 0, 0, 9]]).await;
-    dns.set(
-        "_http._tcp.users.svc.test.",
-        RecordType::SRV,
-        vec![
-            srv(0, 5, 8081, "a.svc.test."),
-            srv(0, 1, 8082, "b.svc.test."),
-            srv(10, 100, 8089, "backup.svc.test."),
-        ],
-    )
+    dns.users_srv(vec![
+        srv(0, 5, 8081, "a.svc.test."),
+        srv(0, 1, 8082, "b.svc.test."),
+        srv(10, 100, 8089, "backup.svc.test."),
+    ])
     .await;
     let events = Events::default();
     let discover = DnsDiscover::srv(dns.resolver(), "_http._tcp.users.svc.test.", echo)
@@ -265,23 +267,15 @@ async fn srv_records_give_ports_and_weights_and_backups_wait() {
 
     // A weight changes; then the first priority is gone and the backup
     // takes over.
-    dns.set(
-        "_http._tcp.users.svc.test.",
-        RecordType::SRV,
-        vec![
-            srv(0, 5, 8081, "a.svc.test."),
-            srv(0, 3, 8082, "b.svc.test."),
-            srv(10, 100, 8089, "backup.svc.test."),
-        ],
-    )
+    dns.users_srv(vec![
+        srv(0, 5, 8081, "a.svc.test."),
+        srv(0, 3, 8082, "b.svc.test."),
+        srv(10, 100, 8089, "backup.svc.test."),
+    ])
     .await;
     until_endpoints(&mut lb, &[("127.0.0.1:8081", 5), ("127.0.0.2:8082", 3)]).await;
-    dns.set(
-        "_http._tcp.users.svc.test.",
-        RecordType::SRV,
-        vec![srv(10, 100, 8089, "backup.svc.test.")],
-    )
-    .await;
+    dns.users_srv(vec![srv(10, 100, 8089, "backup.svc.test.")])
+        .await;
     until_endpoints(&mut lb, &[("127.0.0.9:8089", 100)]).await;
 }
 

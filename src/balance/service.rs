@@ -244,18 +244,24 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
     where
         H: Clone,
     {
+        let hasher = self.hasher.clone();
+        self.rebuilt(classifier, hasher)
+    }
+
+    /// This clone with another classifier and hasher; `self`, dropped
+    /// here, takes back any waker it left.
+    fn rebuilt<C2, H2>(self, classifier: C2, hasher: H2) -> LoadBalance<K, S, C2, H2> {
         LoadBalance {
             shared: self.shared.clone(),
             snapshot: self.snapshot.clone(),
             version: self.version,
             id: self.id,
-            // `self`, dropped here, takes back any waker it left.
             waits: false,
             rng: self.rng.clone(),
             classifier,
             reserved: None,
             waiting: Vec::new(),
-            hasher: self.hasher.clone(),
+            hasher,
         }
     }
 
@@ -299,19 +305,8 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
         C: Clone,
     {
         self.shared.hashing.store(true, Relaxed);
-        LoadBalance {
-            shared: self.shared.clone(),
-            snapshot: self.snapshot.clone(),
-            version: self.version,
-            id: self.id,
-            // `self`, dropped here, takes back any waker it left.
-            waits: false,
-            rng: self.rng.clone(),
-            classifier: self.classifier.clone(),
-            reserved: None,
-            waiting: Vec::new(),
-            hasher: HashBy(key),
-        }
+        let classifier = self.classifier.clone();
+        self.rebuilt(classifier, HashBy(key))
     }
 
     /// Probes every endpoint at an interval with `check`, apart from the
