@@ -61,11 +61,11 @@ where
     for i in 0..100 {
         assert_eq!(call_now(&mut svc, i).unwrap(), i);
     }
-    let region = Region::new(GLOBAL);
-    for i in 0..CALLS as u64 {
-        assert_eq!(call_now(&mut svc, i).unwrap(), i);
-    }
-    region.change().allocations as f64 / CALLS as f64
+    fewest(|| {
+        for i in 0..CALLS as u64 {
+            assert_eq!(call_now(&mut svc, i).unwrap(), i);
+        }
+    })
 }
 
 /// Allocations per rejected call of `svc`, whose breaker is forced open.
@@ -76,11 +76,28 @@ where
     for i in 0..100 {
         let _ = call_now(&mut svc, i);
     }
-    let region = Region::new(GLOBAL);
-    for i in 0..CALLS as u64 {
-        let _ = call_now(&mut svc, i);
-    }
-    region.change().allocations as f64 / CALLS as f64
+    fewest(|| {
+        for i in 0..CALLS as u64 {
+            let _ = call_now(&mut svc, i);
+        }
+    })
+}
+
+/// Allocations per call in `calls` (`CALLS` of them), the fewest of three
+/// runs: the counter sees every thread of the process, and now and then a
+/// few allocations from elsewhere land in a run (4 in one run in three,
+/// with no layer involved: the test harness's threads, as far as we can
+/// tell). An allocation of the layers shows in every run.
+fn fewest(mut calls: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let region = Region::new(GLOBAL);
+            calls();
+            region.change().allocations
+        })
+        .min()
+        .unwrap_or(0) as f64
+        / CALLS as f64
 }
 
 fn echo() -> impl Service<u64, Response = u64, Error = BoxError, Future: Send> + Clone {
