@@ -121,6 +121,41 @@ fn description(name: &str) -> &'static str {
         .map_or("", |(_, help)| help)
 }
 
+/// A counter that the recorder is asked for at each increment, rather than
+/// held: for series that come and go (an endpoint's), so that an exporter
+/// that drops idle series (`metrics-exporter-prometheus`'s `idle_timeout`)
+/// drops those whose subject left, and brings back a quiet one when it is
+/// counted again. A held handle, once dropped by the exporter, would count
+/// into nothing. It costs a lookup in the recorder's registry per
+/// increment, and no allocation.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone)]
+pub(crate) struct LookedUpCounter(Option<::metrics::Key>);
+
+#[cfg(feature = "metrics")]
+impl LookedUpCounter {
+    #[inline]
+    pub(crate) fn increment(&self, value: u64) {
+        static METADATA: ::metrics::Metadata<'static> =
+            ::metrics::Metadata::new(module_path!(), ::metrics::Level::INFO, Some(module_path!()));
+        if let Some(key) = &self.0 {
+            ::metrics::with_recorder(|recorder| {
+                recorder.register_counter(key, &METADATA).increment(value);
+            });
+        }
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LookedUpCounter;
+
+#[cfg(not(feature = "metrics"))]
+impl LookedUpCounter {
+    #[inline(always)]
+    pub(crate) fn increment(&self, _value: u64) {}
+}
+
 /// The `service` label of one layer's series (and one more fixed label, such
 /// as a breaker's `key`), and the factory of its handles. Every series is
 /// registered with its HELP text.
@@ -163,6 +198,28 @@ impl Scope {
                     .map(|(k, v)| ::metrics::Label::new(*k, v.clone())),
             )
             .collect()
+    }
+
+    /// A counter `name{service, extra...}` looked up at each increment
+    /// rather than held; a no-op for a silent scope.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn looked_up_counter(
+        &self,
+        name: &'static str,
+        extra: &[(&'static str, Label)],
+    ) -> LookedUpCounter {
+        #[cfg(feature = "metrics")]
+        return {
+            let counter = LookedUpCounter(self.service.as_ref().map(|service| {
+                ::metrics::describe_counter!(name, description(name));
+                ::metrics::Key::from_parts(name, self.labels(service, extra))
+            }));
+            // The series shows from now, at zero, as the held ones do.
+            counter.increment(0);
+            counter
+        };
+        #[cfg(not(feature = "metrics"))]
+        LookedUpCounter
     }
 
     /// A counter `name{service, extra...}`; a no-op for a silent scope.

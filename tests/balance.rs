@@ -667,12 +667,13 @@ async fn metrics_count_requests_per_endpoint_ejections_and_endpoint_states() {
 
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let (mut lb, _failing) = metrics::with_local_recorder(&recorder, || {
-        with_bad_endpoint(
-            OutlierDetection::default().consecutive_failures(Some(2)),
-            Arc::default(),
-        )
-    });
+    // Requests too are counted under it: an endpoint's counter is looked
+    // up per request.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (mut lb, _failing) = with_bad_endpoint(
+        OutlierDetection::default().consecutive_failures(Some(2)),
+        Arc::default(),
+    );
     call_n(&mut lb, 12).await;
 
     let mut values: HashMap<String, DebugValue> = HashMap::new();

@@ -299,15 +299,18 @@ pub struct BalanceConfig {
     /// Counts requests per endpoint in `bulwark_balance_requests_total`,
     /// labelled with the endpoint's key. Default: off.
     ///
-    /// Off by default because the `metrics` facade cannot remove a series:
-    /// each endpoint key ever seen keeps its series until the process
-    /// ends, so with discovery churn (a pod's new address at each deploy)
-    /// the series grow without bound. Turn it on for a small, stable set of
-    /// endpoints; [`LoadBalance::endpoints`](super::LoadBalance::endpoints)
-    /// and the [`BalanceEvent`]s give per-endpoint figures at any scale.
-    /// Do not pair it with an exporter's idle timeout on counters: the
-    /// balancer holds each endpoint's counter, and a series the exporter
-    /// dropped while its endpoint was quiet would not come back.
+    /// The `metrics` facade cannot remove a series, so each endpoint key
+    /// ever seen keeps its series until the process ends, unless the
+    /// exporter drops idle ones: with discovery churn (a pod's new address
+    /// at each deploy), turn this on only with such an exporter, such as
+    /// `metrics-exporter-prometheus` with
+    /// `idle_timeout(MetricKindMask::COUNTER, Some(..))`. The balancer asks
+    /// the recorder for the counter at each request rather than holding
+    /// it, so the series of an endpoint that left goes at the timeout, and
+    /// a quiet endpoint's series comes back with its next request. That
+    /// lookup costs about as much as a pick; off, nothing.
+    /// [`LoadBalance::endpoints`](super::LoadBalance::endpoints) and the
+    /// [`BalanceEvent`]s give per-endpoint figures at any scale.
     pub endpoint_metrics: bool,
     /// With consistent hashing ([`LoadBalance::hash_by`](super::LoadBalance::hash_by)),
     /// the most requests in flight an endpoint takes, as a percentage of

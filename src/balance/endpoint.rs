@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::telemetry::Telemetry;
 use crate::circuit_breaker::state::{Breaker, Permit, Standing};
 use crate::classify::{Outcome, Record, cut_off};
-use crate::telemetry::Counter;
+use crate::telemetry::LookedUpCounter;
 
 /// An endpoint as every clone of a balancer sees it: the service to clone
 /// for each call, its weight, and its load and health figures.
@@ -25,7 +25,7 @@ pub(crate) struct Endpoint<K, S> {
     breaker: Option<Breaker>,
     removed: AtomicBool,
     busy: AtomicBool,
-    requests: Counter,
+    requests: LookedUpCounter,
     telemetry: Arc<Telemetry>,
     health: Health,
 }

@@ -9,7 +9,7 @@ use super::event::BalanceEvent;
 use crate::circuit_breaker::state::Gate;
 use crate::circuit_breaker::{CircuitEvent, CircuitState};
 use crate::event::Emitter;
-use crate::telemetry::{Counter, Gauge, Scope};
+use crate::telemetry::{Counter, Gauge, LookedUpCounter, Scope};
 
 /// Everything endpoints report to. It refers to no endpoint, so endpoints
 /// can hold it without a reference cycle.
@@ -72,15 +72,17 @@ impl Telemetry {
     }
 
     /// `bulwark_balance_requests_total{endpoint}`, the key the user gave as
-    /// the label; a no-op unless asked for (see
+    /// the label, looked up per request so that an exporter's idle timeout
+    /// removes the series of an endpoint that left; a no-op unless asked
+    /// for (see
     /// [`BalanceConfig::endpoint_metrics`](super::BalanceConfig::endpoint_metrics)).
-    pub(crate) fn requests_counter(&self, endpoint: &Arc<str>) -> Counter {
+    pub(crate) fn requests_counter(&self, endpoint: &Arc<str>) -> LookedUpCounter {
         let scope = if self.endpoint_metrics {
             &self.scope
         } else {
             &Scope::silent()
         };
-        scope.counter(
+        scope.looked_up_counter(
             "bulwark_balance_requests_total",
             &[("endpoint", endpoint.clone().into())],
         )
