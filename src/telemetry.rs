@@ -2,7 +2,10 @@
 //!
 //! Every layer resolves its handles here once, when it is built, so a call
 //! only increments an existing handle: no registration, no label formatting
-//! and no allocation per request. Names carry the `bulwark_` prefix and follow
+//! and no allocation per request. One exception, opted into: the
+//! balancer's per-endpoint counter is looked up per request (no allocation
+//! either), so that an exporter can drop the series of an endpoint that
+//! left ([`LookedUpCounter`]). Names carry the `bulwark_` prefix and follow
 //! Prometheus conventions; every series has the `service` label the user set,
 //! and any other label takes values from a fixed set.
 //!
