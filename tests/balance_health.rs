@@ -185,6 +185,40 @@ async fn an_ejected_endpoint_returns_through_its_probes_never_a_clients_request(
     assert!(answers.iter().filter(|a| **a == "b").count() >= 90);
 }
 
+/// Discovery is applied by the probing task too: endpoints found before
+/// the first request are probed before it, and the first requests skip
+/// the one that fails.
+#[tokio::test(start_paused = true)]
+async fn endpoints_discovered_before_the_first_request_are_probed_before_it() {
+    use futures::channel::mpsc;
+    use tower::discover::Change;
+
+    let fleet = Arc::new(Fleet::default());
+    fleet.probe_fails.lock().unwrap().insert("b");
+    let (changes, stream) = mpsc::unbounded();
+    for name in ["a", "b"] {
+        changes
+            .unbounded_send(Ok::<_, std::convert::Infallible>(Change::Insert(
+                name,
+                endpoint(&fleet, name),
+            )))
+            .unwrap();
+    }
+    let mut lb = LoadBalance::discover(config(&fleet).no_outlier_detection(), stream)
+        .unwrap()
+        .health_check(check(&fleet).thresholds(1, 1))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let states: Vec<(&str, bool)> = lb.endpoints().iter().map(|e| (e.key, e.healthy)).collect();
+    assert_eq!(states.len(), 2);
+    assert!(
+        states.contains(&("a", true)) && states.contains(&("b", false)),
+        "{states:?}"
+    );
+    assert_eq!(send(&mut lb, 20).await, vec!["a"; 20]);
+    assert_eq!(fleet.requests("b"), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_every_endpoint_unhealthy_the_balancer_uses_them_all() {
     let fleet = Arc::new(Fleet::default());

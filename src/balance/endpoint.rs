@@ -231,6 +231,7 @@ impl<K, S> Endpoint<K, S> {
             weight: self.weight,
             pending: self.pending(),
             ejected: self.is_ejected(),
+            healthy: self.health.healthy.load(Relaxed),
         }
     }
 }
@@ -242,6 +243,7 @@ pub(crate) struct EndpointSnapshot<'a, K> {
     pub(crate) weight: u32,
     pub(crate) pending: u64,
     pub(crate) ejected: bool,
+    pub(crate) healthy: bool,
 }
 
 /// A peak-sensitive moving average of response times, lock-free.

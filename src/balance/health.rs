@@ -6,7 +6,8 @@
 //! probes spread over the interval (each gap stretched or shrunk by up to
 //! `jitter`, so that many balancers do not probe in step) and at most
 //! `concurrency` at a time; the task ends when the last clone of the
-//! balancer is dropped.
+//! balancer is dropped. Each round also applies what discovery reported,
+//! so that endpoints found before the first request are probed before it.
 //!
 //! - A probe that fails, or takes longer than `timeout`, counts against
 //!   the endpoint; `unhealthy_threshold` failures in a row mark it
@@ -227,14 +228,19 @@ pub(crate) async fn run<K, S>(
     number: u64,
     seed: u64,
 ) where
-    K: Send + Sync + 'static,
+    K: Eq + std::hash::Hash + Clone + fmt::Display + Send + Sync + 'static,
     S: Send + Sync + 'static,
 {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut probes = tokio::task::JoinSet::new();
     loop {
         let set = match shared.upgrade() {
-            Some(shared) if shared.checks(number) => shared.current(),
+            Some(shared) if shared.checks(number) => {
+                // Discovery is otherwise applied by the requests: endpoints
+                // found before the first one are probed before it too.
+                shared.poll_discovery();
+                shared.current()
+            }
             _ => return,
         };
         if set.len() == 0 {

@@ -321,7 +321,7 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
     /// probes on (`health_check.runtime`), as a [`ConfigError`].
     pub fn health_check(self, check: HealthCheck<K>) -> Result<Self, ConfigError>
     where
-        K: Send + Sync + 'static,
+        K: Eq + Hash + Clone + fmt::Display + Send + Sync + 'static,
         S: Send + Sync + 'static,
     {
         check.validate()?;
@@ -367,12 +367,14 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
                     weight,
                     pending,
                     ejected,
+                    healthy,
                 } = e.snapshot();
                 EndpointState {
                     key: key.clone(),
                     weight,
                     pending,
                     ejected,
+                    healthy,
                 }
             })
             .collect()
@@ -392,6 +394,9 @@ pub struct EndpointState<K> {
     pub pending: u64,
     /// Whether outlier detection has it ejected (or on probation).
     pub ejected: bool,
+    /// Whether it passes its active health checks (true without them, or
+    /// before its first probes).
+    pub healthy: bool,
 }
 
 impl<K, S> Shared<K, S> {
@@ -522,7 +527,7 @@ where
     /// Applies what the discovery stream has, if its waker fired since the
     /// last look.
     #[inline]
-    fn poll_discovery(&self) {
+    pub(crate) fn poll_discovery(&self) {
         let Some(discovery) = &self.discovery else {
             return;
         };
