@@ -277,6 +277,9 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
     /// the endpoint the strategy reserved in `poll_ready` takes it: a
     /// request never waits for its key's endpoint, and never fails for it.
     ///
+    /// Under the whole stack, give the hashed balancer to the layer:
+    /// `ResilienceLayer::new(config)?.layer(balancer.hash_by(key))`.
+    ///
     /// ```
     /// use std::convert::Infallible;
     /// use tower::{service_fn, BoxError, Service, ServiceExt};
