@@ -75,6 +75,18 @@ fn overhead(c: &mut Criterion) {
         tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(echo()),
     );
     bench(c, "circuit breaker closed", breaker().layer(echo()));
+    #[cfg(feature = "bulkhead")]
+    {
+        use tower_bulwark::bulkhead::{BulkheadConfig, BulkheadLayer};
+        let bulkhead = BulkheadLayer::new(BulkheadConfig::default()).unwrap();
+        bench(c, "bulkhead with a free place", bulkhead.layer(echo()));
+        // Reference: tower's own cap on concurrent calls.
+        bench(
+            c,
+            "reference: tower::limit::ConcurrencyLimit",
+            tower::limit::ConcurrencyLimitLayer::new(64).layer(echo()),
+        );
+    }
 
     let open = breaker();
     open.handle().force_open();

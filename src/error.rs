@@ -13,6 +13,7 @@
 //! | [`CircuitOpen`](crate::circuit_breaker::error::CircuitOpen) | `CircuitOpen` | 503, `Retry-After` (seconds, rounded up, at least 1) when known | `UNAVAILABLE`, `grpc-retry-pushback-ms` when known |
 //! | [`Elapsed`](crate::timeout::error::Elapsed) | `Elapsed` | 504 | `DEADLINE_EXCEEDED` |
 //! | [`NoEndpointAvailable`](crate::balance::error::NoEndpointAvailable) | `NoEndpointAvailable` | 503 | `UNAVAILABLE` |
+//! | [`Overloaded`] | `Overloaded` | 503, `Retry-After` when known | `RESOURCE_EXHAUSTED`, `grpc-retry-pushback-ms` when known |
 //!
 //! The answers carry a short plain message ("circuit open") that names no
 //! internal address. Any other error is not the crate's: [`http_response`]
@@ -71,6 +72,11 @@ pub enum ErrorKind {
     /// No endpoint could take the call
     /// ([`NoEndpointAvailable`](crate::balance::error::NoEndpointAvailable)).
     NoEndpointAvailable,
+    /// Admission control turned the call away ([`Overloaded`]).
+    Overloaded {
+        /// How long the caller might wait before trying again, when known.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl ErrorKind {
@@ -102,16 +108,33 @@ impl ErrorKind {
         if error.is::<crate::balance::error::NoEndpointAvailable>() {
             return Some(ErrorKind::NoEndpointAvailable);
         }
+        if let Some(overloaded) = error.downcast_ref::<Overloaded>() {
+            return Some(ErrorKind::Overloaded {
+                retry_after: overloaded.retry_after(),
+            });
+        }
         None
     }
 
     /// A short message for a caller, naming no internal address:
-    /// `"circuit open"`, `"timed out"` or `"no endpoint available"`.
+    /// `"circuit open"`, `"timed out"`, `"no endpoint available"` or
+    /// `"overloaded"`.
     pub fn message(&self) -> &'static str {
         match self {
             ErrorKind::CircuitOpen { .. } => "circuit open",
             ErrorKind::Elapsed => "timed out",
             ErrorKind::NoEndpointAvailable => "no endpoint available",
+            ErrorKind::Overloaded { .. } => "overloaded",
+        }
+    }
+
+    /// The wait before trying again, when known.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ErrorKind::CircuitOpen { retry_after } | ErrorKind::Overloaded { retry_after } => {
+                *retry_after
+            }
+            _ => None,
         }
     }
 
@@ -119,22 +142,17 @@ impl ErrorKind {
     /// remaining wait rounded up, and at least 1 (a `Retry-After: 0` asks
     /// for an immediate retry storm). `None` when unknown.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        match self {
-            ErrorKind::CircuitOpen {
-                retry_after: Some(wait),
-            } => Some(secs_rounded_up(*wait).max(1)),
-            _ => None,
-        }
+        self.retry_after().map(|wait| secs_rounded_up(wait).max(1))
     }
 
-    /// The HTTP status a caller answers: 503 for an open circuit or no
-    /// endpoint, 504 for an elapsed deadline.
+    /// The HTTP status a caller answers: 503 for an open circuit, no
+    /// endpoint or an overload, 504 for an elapsed deadline.
     #[cfg(feature = "http")]
     pub fn http_status(&self) -> http::StatusCode {
         match self {
-            ErrorKind::CircuitOpen { .. } | ErrorKind::NoEndpointAvailable => {
-                http::StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorKind::CircuitOpen { .. }
+            | ErrorKind::NoEndpointAvailable
+            | ErrorKind::Overloaded { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Elapsed => http::StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -158,21 +176,20 @@ impl ErrorKind {
     }
 
     /// The gRPC status a caller answers: `UNAVAILABLE` for an open circuit
-    /// (with the wait in `grpc-retry-pushback-ms` when known) or no
-    /// endpoint, `DEADLINE_EXCEEDED` for an elapsed deadline.
+    /// or no endpoint, `RESOURCE_EXHAUSTED` for an overload (with the wait
+    /// in `grpc-retry-pushback-ms` when known), `DEADLINE_EXCEEDED` for an
+    /// elapsed deadline.
     #[cfg(feature = "grpc")]
     pub fn grpc_status(&self) -> tonic::Status {
         let code = match self {
             ErrorKind::CircuitOpen { .. } | ErrorKind::NoEndpointAvailable => {
                 tonic::Code::Unavailable
             }
+            ErrorKind::Overloaded { .. } => tonic::Code::ResourceExhausted,
             ErrorKind::Elapsed => tonic::Code::DeadlineExceeded,
         };
         let mut status = tonic::Status::new(code, self.message());
-        if let ErrorKind::CircuitOpen {
-            retry_after: Some(wait),
-        } = self
-        {
+        if let Some(wait) = self.retry_after() {
             let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
             status
                 .metadata_mut()
@@ -181,6 +198,44 @@ impl ErrorKind {
         status
     }
 }
+
+/// Admission control turned the call away before it reached the inner
+/// service: the caller's own side is at capacity, which says nothing of the
+/// backend's health.
+///
+/// [`retry_after`](Self::retry_after) is how long the caller might wait
+/// before trying again, when the layer knows. An HTTP server answers
+/// `503 Service Unavailable` with `Retry-After`; gRPC `RESOURCE_EXHAUSTED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overloaded {
+    layer: &'static str,
+    retry_after: Option<Duration>,
+}
+
+impl Overloaded {
+    #[cfg_attr(not(feature = "bulkhead"), allow(dead_code))]
+    pub(crate) fn new(layer: &'static str, retry_after: Option<Duration>) -> Self {
+        Overloaded { layer, retry_after }
+    }
+
+    /// The wait before trying again, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The layer that turned the call away (`"bulkhead"`).
+    pub fn layer(&self) -> &'static str {
+        self.layer
+    }
+}
+
+impl std::fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "overloaded: the {} turned the call away", self.layer)
+    }
+}
+
+impl Error for Overloaded {}
 
 /// `duration` in whole seconds, rounded up.
 fn secs_rounded_up(duration: Duration) -> u64 {
@@ -246,6 +301,9 @@ pub(crate) fn reissue(error: &(dyn Error + 'static)) -> Option<BoxError> {
     #[cfg(feature = "balance")]
     if let Some(none) = error.downcast_ref::<crate::balance::error::NoEndpointAvailable>() {
         return Some(Box::new(none.reissue()));
+    }
+    if let Some(overloaded) = error.downcast_ref::<Overloaded>() {
+        return Some(Box::new(*overloaded));
     }
     None
 }

@@ -155,6 +155,7 @@
 //! | `keyed` | yes | [`key`]: a breaker and metric labels per key or route, bounded (uses `moka`) |
 //! | `axum` | no | [`key::ByRoute`]: keys from axum's matched route (depends on `axum`, without its default features) |
 //! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
+//! | `bulkhead` | no | [`bulkhead`]: a cap on concurrent calls with a bounded wait, failing with [`error::Overloaded`] |
 //! | `dns` | no | [`balance::dns`]: endpoints from DNS A, AAAA and SRV records (depends on `hickory-resolver`) |
 //! | `full` | no | all of the above |
 //!
@@ -182,6 +183,8 @@
 
 #[cfg(feature = "balance")]
 pub mod balance;
+#[cfg(feature = "bulkhead")]
+pub mod bulkhead;
 #[cfg(feature = "cache")]
 pub mod cache;
 #[cfg(feature = "circuit-breaker")]

@@ -125,6 +125,16 @@ fn success_path_allocates_nothing() {
             0.0,
             "breaker closed"
         );
+        #[cfg(feature = "bulkhead")]
+        {
+            use tower_bulwark::bulkhead::{BulkheadConfig, BulkheadLayer};
+            let bulkhead = BulkheadLayer::new(BulkheadConfig::default()).unwrap();
+            assert_eq!(
+                allocations_per_call(bulkhead.layer(echo())).await,
+                0.0,
+                "bulkhead with a free place"
+            );
+        }
         let stacked = ServiceBuilder::new()
             .layer(breaker())
             .layer(timeout())

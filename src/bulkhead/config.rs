@@ -1,0 +1,57 @@
+use std::time::Duration;
+
+use crate::config::{Check, ConfigError};
+
+/// A [`Bulkhead`](super::Bulkhead)'s configuration. See the
+/// [module docs](super).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadConfig {
+    /// Calls running at once, at most. Default: 64.
+    pub max_concurrent_calls: usize,
+    /// Calls waiting for a place, at most; past it a call fails at once.
+    /// Default: 0 (no call waits).
+    pub max_queue: usize,
+    /// How long a call waits for a place, at most. Default: zero; must not
+    /// be zero when `max_queue` is not.
+    pub max_wait: Duration,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        BulkheadConfig {
+            max_concurrent_calls: 64,
+            max_queue: 0,
+            max_wait: Duration::ZERO,
+        }
+    }
+}
+
+impl BulkheadConfig {
+    /// Sets [`max_concurrent_calls`](Self::max_concurrent_calls).
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_concurrent_calls = calls;
+        self
+    }
+
+    /// Lets up to `calls` wait for a place, each for at most `wait`.
+    pub fn queue(mut self, calls: usize, wait: Duration) -> Self {
+        self.max_queue = calls;
+        self.max_wait = wait;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let check = Check::layer("bulkhead");
+        check.nonzero("max_concurrent_calls", self.max_concurrent_calls as u64)?;
+        check.at_most(
+            "max_concurrent_calls",
+            self.max_concurrent_calls as u64,
+            tokio::sync::Semaphore::MAX_PERMITS as u64,
+        )?;
+        if self.max_queue > 0 {
+            check.duration("max_wait", self.max_wait)?;
+        }
+        Ok(())
+    }
+}

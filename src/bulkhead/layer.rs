@@ -1,0 +1,43 @@
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::config::BulkheadConfig;
+use super::service::{Bulkhead, Places};
+use crate::config::ConfigError;
+
+/// Applies a [`Bulkhead`] to services; every service it wraps shares its
+/// places. See the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct BulkheadLayer {
+    places: Arc<Places>,
+}
+
+impl BulkheadLayer {
+    /// A layer with `config`'s cap and queue.
+    ///
+    /// # Errors
+    ///
+    /// A zero `max_concurrent_calls`, one above tokio's `Semaphore` limit,
+    /// or a zero `max_wait` with a queue, as a [`ConfigError`] naming the
+    /// field.
+    pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(BulkheadLayer {
+            places: Arc::new(Places::new(&config)),
+        })
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.places.in_flight()
+    }
+}
+
+impl<S> Layer<S> for BulkheadLayer {
+    type Service = Bulkhead<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Bulkhead::new(inner, self.places.clone())
+    }
+}
