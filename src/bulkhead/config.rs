@@ -44,11 +44,6 @@ impl BulkheadConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let check = Check::layer("bulkhead");
         check.nonzero("max_concurrent_calls", self.max_concurrent_calls as u64)?;
-        check.at_most(
-            "max_concurrent_calls",
-            self.max_concurrent_calls as u64,
-            tokio::sync::Semaphore::MAX_PERMITS as u64,
-        )?;
         if self.max_queue > 0 {
             check.duration("max_wait", self.max_wait)?;
         }

@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::sync::OwnedSemaphorePermit;
 
+use super::service::Place;
 use crate::BoxError;
 use crate::error::Overloaded;
 
@@ -25,7 +25,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            permit: Option<OwnedSemaphorePermit>,
+            place: Option<Place>,
         },
         Overloaded {
             error: Overloaded,
@@ -34,11 +34,11 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn called(future: F, permit: OwnedSemaphorePermit) -> Self {
+    pub(super) fn called(future: F, place: Place) -> Self {
         ResponseFuture {
             state: State::Called {
                 future,
-                permit: Some(permit),
+                place: Some(place),
             },
         }
     }
@@ -60,10 +60,10 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Called { future, permit } => {
+            StateProj::Called { future, place } => {
                 let result = ready!(future.poll(cx));
                 // The place is free as soon as the answer is in.
-                drop(permit.take());
+                drop(place.take());
                 Poll::Ready(result.map_err(Into::into))
             }
             StateProj::Overloaded { error } => Poll::Ready(Err(Box::new(*error))),

@@ -18,9 +18,8 @@ impl BulkheadLayer {
     ///
     /// # Errors
     ///
-    /// A zero `max_concurrent_calls`, one above tokio's `Semaphore` limit,
-    /// or a zero `max_wait` with a queue, as a [`ConfigError`] naming the
-    /// field.
+    /// A zero `max_concurrent_calls`, or a zero `max_wait` with a queue,
+    /// as a [`ConfigError`] naming the field.
     pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(BulkheadLayer {

@@ -18,8 +18,8 @@
 //! wait.
 //!
 //! The state belongs to the layer: every service it wraps, and every clone
-//! of them, share the places. Built on tokio's `Semaphore`, which is fair:
-//! the calls that wait get places in the order they came.
+//! of them, share the places. Waiting calls are woken in the order they
+//! came; a call that arrives just as a place frees may take it first.
 //!
 //! # Example
 //!
