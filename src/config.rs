@@ -55,6 +55,10 @@ enum Problem {
     Missing {
         what: &'static str,
     },
+    #[cfg(all(feature = "balance", feature = "http"))]
+    Invalid {
+        expected: &'static str,
+    },
     TooLong {
         max: &'static str,
     },
@@ -129,6 +133,8 @@ impl fmt::Display for Problem {
             }
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
             Problem::Missing { what } => write!(f, "is missing: {what}"),
+            #[cfg(all(feature = "balance", feature = "http"))]
+            Problem::Invalid { expected } => write!(f, "must be {expected}"),
             Problem::TooLong { max } => write!(f, "must be at most {max}"),
             #[cfg(all(feature = "stack", feature = "http"))]
             Problem::Unsupported { why } => write!(f, "must not be set: {why}"),
@@ -166,6 +172,12 @@ impl Check {
     #[cfg(any(feature = "stack", feature = "balance"))]
     pub(crate) fn missing(self, field: &'static str, what: &'static str) -> ConfigError {
         self.error(field, Problem::Missing { what })
+    }
+
+    /// A value that is not of the form `expected` describes.
+    #[cfg(all(feature = "balance", feature = "http"))]
+    pub(crate) fn invalid(self, field: &'static str, expected: &'static str) -> ConfigError {
+        self.error(field, Problem::Invalid { expected })
     }
 
     /// A part of the configuration that has no use where it is.

@@ -372,12 +372,15 @@ async fn http_get_probes_a_real_server() {
     healthy.store(true, Ordering::SeqCst);
     wait_for(false).await;
     assert!(served.load(Ordering::SeqCst) >= 2);
+    let error = HealthCheck::<std::net::SocketAddr>::http_get(
+        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>(),
+        "healthz",
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), "health_check.path");
     assert!(
-        HealthCheck::<std::net::SocketAddr>::http_get(
-            Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>(),
-            "healthz"
-        )
-        .is_err()
+        error.to_string().contains("must be an absolute path"),
+        "{error}"
     );
     drop(lb);
     server.abort();

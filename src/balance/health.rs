@@ -149,16 +149,22 @@ impl<K> HealthCheck<K> {
     {
         let check = Check::layer("load balance");
         if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
-            return Err(check.missing("health_check.path", "an absolute path such as /healthz"));
+            return Err(check.invalid(
+                "health_check.path",
+                "an absolute path and query, such as /healthz",
+            ));
         }
         let path: Arc<str> = Arc::from(path);
         Ok(Self::new(move |key: &K| {
             let uri = format!("http://{key}{path}");
-            let client = client.clone();
+            let mut client = client.clone();
             async move {
-                use tower::ServiceExt;
+                // Not `ServiceExt::oneshot`: tower's `util` may be off.
                 let request = http::Request::get(uri).body(B::default())?;
-                let response = client.oneshot(request).await.map_err(Into::into)?;
+                std::future::poll_fn(|cx| client.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                let response = client.call(request).await.map_err(Into::into)?;
                 if response.status().is_success() {
                     Ok::<(), BoxError>(())
                 } else {
