@@ -263,7 +263,7 @@ proptest! {
 
 /// Many tasks on many threads through two places and a queue as long as
 /// there are tasks: none is turned away (a lost wake-up would leave one
-/// waiting past its second), and no more than two run at once.
+/// waiting until its wait is over), and no more than two run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiting_calls_are_woken_under_contention() {
     use std::sync::Arc;
@@ -287,7 +287,9 @@ async fn waiting_calls_are_woken_under_contention() {
     let layer = BulkheadLayer::new(
         BulkheadConfig::default()
             .max_concurrent_calls(2)
-            .queue(16, Duration::from_secs(1)),
+            // Long enough for a slow machine: a call that arrives as a
+            // place frees may take it before a waiting one.
+            .queue(16, Duration::from_secs(30)),
     )
     .unwrap();
     let svc = layer.layer(service);

@@ -265,8 +265,10 @@ impl<S> Stream for DnsDiscover<S> {
                         Ok((answer, _)) if answer.is_empty() => (this.min, Some(None)),
                         Ok((answer, valid_until)) => {
                             this.apply(answer);
-                            let ttl = valid_until.saturating_duration_since(Instant::now());
-                            (ttl.clamp(this.min, this.max), None)
+                            (
+                                next_lookup(valid_until, Instant::now(), this.min, this.max),
+                                None,
+                            )
                         }
                         Err(error) => (this.min, Some(Some(error))),
                     };
@@ -281,6 +283,12 @@ impl<S> Stream for DnsDiscover<S> {
             }
         }
     }
+}
+
+/// How long to wait before resolving again: until the answer expires,
+/// but at least `min` and at most `max`.
+fn next_lookup(valid_until: Instant, now: Instant, min: Duration, max: Duration) -> Duration {
+    valid_until.saturating_duration_since(now).clamp(min, max)
 }
 
 /// Resolves `query` once.
@@ -377,5 +385,28 @@ impl fmt::Display for DnsError {
 impl Error for DnsError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_ref().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::next_lookup;
+
+    #[test]
+    fn the_next_lookup_follows_the_ttl_within_the_bounds() {
+        let now = Instant::now();
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        let at = |ttl: u64| next_lookup(now + Duration::from_secs(ttl), now, min, max);
+        assert_eq!(at(10), Duration::from_secs(10));
+        // A TTL of 0 does not make a query loop; a day does not hide a change.
+        assert_eq!(at(0), min);
+        assert_eq!(at(86_400), max);
+        // An answer that expired already.
+        assert_eq!(
+            next_lookup(now, now + Duration::from_secs(5), min, max),
+            min
+        );
     }
 }
