@@ -352,7 +352,7 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
     fn refresh(&mut self) {
         let version = self.shared.version.load(Acquire);
         if version != self.version {
-            self.snapshot = lock(&self.shared.set).clone();
+            self.snapshot = self.shared.current();
             self.version = version;
         }
     }
@@ -362,7 +362,7 @@ impl<K, S, C, H> LoadBalance<K, S, C, H> {
     where
         K: Clone,
     {
-        let set = lock(&self.shared.set).clone();
+        let set = self.shared.current();
         set.iter()
             .map(|e| {
                 let EndpointSnapshot {
