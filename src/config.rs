@@ -55,14 +55,18 @@ enum Problem {
     Missing {
         what: &'static str,
     },
-    #[cfg(all(feature = "balance", feature = "http"))]
+    #[cfg(any(
+        all(feature = "balance", feature = "http"),
+        feature = "adaptive",
+        feature = "rate-limit"
+    ))]
     Invalid {
         expected: &'static str,
     },
     TooLong {
         max: &'static str,
     },
-    #[cfg(all(feature = "stack", feature = "http"))]
+    #[cfg(feature = "stack")]
     Unsupported {
         why: &'static str,
     },
@@ -133,10 +137,14 @@ impl fmt::Display for Problem {
             }
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
             Problem::Missing { what } => write!(f, "is missing: {what}"),
-            #[cfg(all(feature = "balance", feature = "http"))]
+            #[cfg(any(
+                all(feature = "balance", feature = "http"),
+                feature = "adaptive",
+                feature = "rate-limit"
+            ))]
             Problem::Invalid { expected } => write!(f, "must be {expected}"),
             Problem::TooLong { max } => write!(f, "must be at most {max}"),
-            #[cfg(all(feature = "stack", feature = "http"))]
+            #[cfg(feature = "stack")]
             Problem::Unsupported { why } => write!(f, "must not be set: {why}"),
             Problem::Percent { value } => {
                 write!(f, "must be a percentage in [0, 100], got {value}")
@@ -175,13 +183,17 @@ impl Check {
     }
 
     /// A value that is not of the form `expected` describes.
-    #[cfg(all(feature = "balance", feature = "http"))]
+    #[cfg(any(
+        all(feature = "balance", feature = "http"),
+        feature = "adaptive",
+        feature = "rate-limit"
+    ))]
     pub(crate) fn invalid(self, field: &'static str, expected: &'static str) -> ConfigError {
         self.error(field, Problem::Invalid { expected })
     }
 
     /// A part of the configuration that has no use where it is.
-    #[cfg(all(feature = "stack", feature = "http"))]
+    #[cfg(feature = "stack")]
     pub(crate) fn unsupported(self, field: &'static str, why: &'static str) -> ConfigError {
         self.error(field, Problem::Unsupported { why })
     }

@@ -48,6 +48,16 @@ pub enum Event {
     /// A retry layer's.
     #[cfg(feature = "retry")]
     Retry(crate::retry::RetryEvent),
+    /// An admission-control layer's (bulkhead, adaptive limit, rate limiter).
+    #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+    Admission(crate::admission::AdmissionEvent),
+}
+
+#[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+impl From<crate::admission::AdmissionEvent> for Event {
+    fn from(event: crate::admission::AdmissionEvent) -> Self {
+        Event::Admission(event)
+    }
 }
 
 #[cfg(feature = "circuit-breaker")]

@@ -18,10 +18,14 @@
 //! | [`LoadBalance`](balance::LoadBalance) | [`balance`] | spreads requests over endpoints (static or discovered) with six strategies; ejects failing endpoints | [`NoEndpointAvailable`](balance::error::NoEndpointAvailable) |
 //! | [`Hedge`](hedge::Hedge) | [`hedge`] | sends a second attempt when the first is slower than a percentile, within a budget | no: keeps the inner error |
 //! | [`Metrics`](metrics::Metrics) | [`metrics`] | RED metrics: requests by outcome, duration, in flight | no: keeps the inner error |
+//! | [`Bulkhead`](bulkhead::Bulkhead) | [`bulkhead`] | a fixed cap on calls in flight, with a bounded wait | [`Overloaded`](error::Overloaded) |
+//! | [`AdaptiveConcurrency`](adaptive::AdaptiveConcurrency) | [`adaptive`] | a cap on calls in flight learned from latency | [`Overloaded`](error::Overloaded) |
+//! | [`RateLimiter`](rate_limit::RateLimiter) | [`rate_limit`] | calls per unit of time, global or per key | [`Overloaded`](error::Overloaded) |
 //!
 //! # Recommended order
 //!
-//! Outermost first: **Metrics → Cache → Retry → CircuitBreaker → Hedge →
+//! Outermost first: **Metrics → Cache → admission control (RateLimiter,
+//! then Bulkhead or AdaptiveConcurrency) → Retry → CircuitBreaker → Hedge →
 //! Timeout → LoadBalance**. [`ResilienceLayer`](stack::ResilienceLayer)
 //! assembles them in this order from one configuration (which can be read
 //! from a TOML or YAML file), each part optional; the [`stack`] module
@@ -29,7 +33,10 @@
 //! the [`circuit_breaker`], so that a call that times out is an error the
 //! breaker counts (a timeout outside it would drop the call, which the
 //! breaker ignores), and retries sit *outside* the breaker so that an open
-//! circuit fails fast instead of being retried.
+//! circuit fails fast instead of being retried. Admission control sits
+//! inside the cache and outside the retries and the breaker: a call turned
+//! away takes no attempt and never counts against the backend (see
+//! [`admission`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -136,6 +143,9 @@
 //! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, `pending` |
 //! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
 //! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests per endpoint, with `endpoint_metrics` on |
+//! | `bulwark_admission_in_flight` | gauge | `service`, `layer` | calls holding a place of a `bulkhead` or `adaptive_concurrency` layer |
+//! | `bulwark_admission_limit` | gauge | `service`, `layer` | that layer's cap on them: fixed, or learned |
+//! | `bulwark_admission_rejected_total` | counter | `service`, `layer` | calls turned away with [`Overloaded`](error::Overloaded) (`layer` also `rate_limit`) |
 //!
 //! # Features
 //!
@@ -155,7 +165,9 @@
 //! | `keyed` | yes | [`key`]: a breaker and metric labels per key or route, bounded (uses `moka`) |
 //! | `axum` | no | [`key::ByRoute`]: keys from axum's matched route (depends on `axum`, without its default features) |
 //! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
-//! | `bulkhead` | no | [`bulkhead`]: a cap on concurrent calls with a bounded wait, failing with [`error::Overloaded`] |
+//! | `bulkhead` | yes | [`bulkhead`]: a cap on concurrent calls with a bounded wait, failing with [`error::Overloaded`] |
+//! | `adaptive` | yes | [`adaptive`]: a cap on concurrent calls learned from latency (Gradient2, AIMD, Vegas) |
+//! | `rate-limit` | yes | [`rate_limit`]: calls per unit of time, global or per key, bounded (uses `governor` and `moka`) |
 //! | `dns` | no | [`balance::dns`]: endpoints from DNS A, AAAA and SRV records (depends on `hickory-resolver`) |
 //! | `full` | no | all of the above |
 //!
@@ -181,6 +193,10 @@
     allow(dead_code)
 )]
 
+#[cfg(feature = "adaptive")]
+pub mod adaptive;
+#[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+pub mod admission;
 #[cfg(feature = "balance")]
 pub mod balance;
 #[cfg(feature = "bulkhead")]
@@ -205,6 +221,8 @@ pub mod hedge;
 pub mod key;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
 #[cfg(feature = "retry")]
 pub mod retry;
 #[cfg(all(

@@ -114,6 +114,18 @@ pub(crate) const DESCRIPTIONS: &[(&str, &str)] = &[
         "bulwark_balance_requests_total",
         "Requests sent to each endpoint.",
     ),
+    (
+        "bulwark_admission_in_flight",
+        "Calls holding a place of an admission-control layer.",
+    ),
+    (
+        "bulwark_admission_limit",
+        "The admission-control layer's cap on calls in flight (fixed or learned).",
+    ),
+    (
+        "bulwark_admission_rejected_total",
+        "Calls an admission-control layer turned away with Overloaded.",
+    ),
 ];
 
 /// The HELP text of `name`.

@@ -135,6 +135,27 @@ fn success_path_allocates_nothing() {
                 "bulkhead with a free place"
             );
         }
+        #[cfg(feature = "adaptive")]
+        {
+            use tower_bulwark::adaptive::{AdaptiveConcurrencyLayer, AdaptiveConfig};
+            let adaptive = AdaptiveConcurrencyLayer::new(AdaptiveConfig::default()).unwrap();
+            assert_eq!(
+                allocations_per_call(adaptive.layer(echo())).await,
+                0.0,
+                "adaptive concurrency with a free place"
+            );
+        }
+        #[cfg(feature = "rate-limit")]
+        {
+            use tower_bulwark::rate_limit::{RateLimitConfig, RateLimitLayer};
+            let config = RateLimitConfig::default().rate(1_000_000_000, Duration::from_secs(1));
+            let global = RateLimitLayer::new(config).unwrap();
+            assert_eq!(
+                allocations_per_call(global.layer(echo())).await,
+                0.0,
+                "global rate limit under the rate"
+            );
+        }
         let stacked = ServiceBuilder::new()
             .layer(breaker())
             .layer(timeout())

@@ -6,7 +6,10 @@
     feature = "cache",
     feature = "circuit-breaker",
     feature = "hedge",
-    feature = "retry"
+    feature = "retry",
+    feature = "bulkhead",
+    feature = "adaptive",
+    feature = "rate-limit"
 ))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
@@ -17,11 +20,14 @@ use std::time::Duration;
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+use tower_bulwark::adaptive::{AdaptiveConcurrencyLayer, AdaptiveConfig};
 use tower_bulwark::balance::{BalanceConfig, LoadBalance};
+use tower_bulwark::bulkhead::{BulkheadConfig, BulkheadLayer};
 use tower_bulwark::cache::{CacheConfig, CacheLayer};
 use tower_bulwark::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerLayer};
 use tower_bulwark::hedge::{HedgeConfig, HedgeLayer};
 use tower_bulwark::metrics::MetricsLayer;
+use tower_bulwark::rate_limit::{RateLimitConfig, RateLimitLayer};
 use tower_bulwark::retry::{RetryConfig, RetryLayer};
 
 type Values = Vec<(String, Vec<(String, String)>, DebugValue)>;
@@ -208,7 +214,11 @@ async fn emitted() -> BTreeSet<(String, String, Vec<String>)> {
             [("e", echo())],
         )
         .unwrap();
-        (m, c, r, b, h, lb)
+        let bulkhead = BulkheadLayer::new(BulkheadConfig::default().service("bh")).unwrap();
+        let adaptive =
+            AdaptiveConcurrencyLayer::new(AdaptiveConfig::default().service("ac")).unwrap();
+        let rate = RateLimitLayer::new(RateLimitConfig::default().service("rl")).unwrap();
+        (m, c, r, b, h, lb, bulkhead, adaptive, rate)
     });
     series(&snapshotter)
 }

@@ -1,12 +1,24 @@
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::AdmissionEvent;
 use crate::config::{Check, ConfigError};
+use crate::event::Emitter;
 
 /// A [`Bulkhead`](super::Bulkhead)'s configuration. See the
 /// [module docs](super).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct BulkheadConfig {
+    /// The `service` label of the metrics and the name in events.
+    /// Default: `"default"`.
+    pub service: String,
     /// Calls running at once, at most. Default: 64.
     pub max_concurrent_calls: usize,
     /// Calls waiting for a place, at most; past it a call fails at once.
@@ -14,20 +26,34 @@ pub struct BulkheadConfig {
     pub max_queue: usize,
     /// How long a call waits for a place, at most. Default: zero; must not
     /// be zero when `max_queue` is not.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::duration::deserialize")
+    )]
     pub max_wait: Duration,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) events: Emitter<AdmissionEvent>,
 }
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
         BulkheadConfig {
+            service: "default".to_owned(),
             max_concurrent_calls: 64,
             max_queue: 0,
             max_wait: Duration::ZERO,
+            events: Emitter::none(),
         }
     }
 }
 
 impl BulkheadConfig {
+    /// Sets [`service`](Self::service).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = name.into();
+        self
+    }
+
     /// Sets [`max_concurrent_calls`](Self::max_concurrent_calls).
     pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
         self.max_concurrent_calls = calls;
@@ -41,6 +67,19 @@ impl BulkheadConfig {
         self
     }
 
+    /// Calls `callback` with every [`AdmissionEvent`]. See [`crate::event`].
+    pub fn on_event(mut self, callback: impl Fn(&AdmissionEvent) + Send + Sync + 'static) -> Self {
+        self.events = Emitter::new(callback);
+        self
+    }
+
+    /// Sends every event to `hub` (see [`crate::event`]) instead of a
+    /// callback of its own.
+    pub fn events(mut self, hub: &crate::event::Events) -> Self {
+        self.events = Emitter::to_hub(hub);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let check = Check::layer("bulkhead");
         check.nonzero("max_concurrent_calls", self.max_concurrent_calls as u64)?;
@@ -48,5 +87,21 @@ impl BulkheadConfig {
             check.duration("max_wait", self.max_wait)?;
         }
         Ok(())
+    }
+
+    pub(crate) fn service_name(&self) -> Arc<str> {
+        Arc::from(self.service.as_str())
+    }
+}
+
+impl fmt::Debug for BulkheadConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkheadConfig")
+            .field("service", &self.service)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("max_queue", &self.max_queue)
+            .field("max_wait", &self.max_wait)
+            .field("on_event", &self.events)
+            .finish()
     }
 }

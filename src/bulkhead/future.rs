@@ -6,8 +6,8 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::service::Place;
 use crate::BoxError;
+use crate::admission::places::Place;
 use crate::error::Overloaded;
 
 pin_project! {

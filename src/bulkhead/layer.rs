@@ -3,7 +3,8 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::config::BulkheadConfig;
-use super::service::{Bulkhead, Places};
+use super::service::Bulkhead;
+use crate::admission::places::{Places, Telemetry};
 use crate::config::ConfigError;
 
 /// Applies a [`Bulkhead`] to services; every service it wraps shares its
@@ -22,9 +23,25 @@ impl BulkheadLayer {
     /// as a [`ConfigError`] naming the field.
     pub fn new(config: BulkheadConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let telemetry = Telemetry::new(config.service_name(), "bulkhead", config.events.clone());
         Ok(BulkheadLayer {
-            places: Arc::new(Places::new(&config)),
+            places: Arc::new(Places::new(
+                config.max_concurrent_calls,
+                config.max_queue,
+                config.max_wait,
+                telemetry,
+                (),
+            )),
         })
+    }
+
+    pub(crate) fn places(&self) -> &Arc<Places> {
+        &self.places
+    }
+
+    /// The cap on calls running at once.
+    pub fn limit(&self) -> usize {
+        self.places.limit()
     }
 
     /// Calls running now.

@@ -155,6 +155,50 @@ impl<Res, Err> Classify<Res, Err> for DefaultClassifier {
     }
 }
 
+/// Whether `error` is (or was caused by) an
+/// [`Overloaded`](crate::error::Overloaded): a call turned away by
+/// admission control on this side, which says nothing of the backend.
+pub(crate) fn is_local_rejection<E: 'static>(error: &E) -> bool {
+    let any = error as &dyn std::any::Any;
+    if any.is::<crate::error::Overloaded>() {
+        return true;
+    }
+    let Some(error) = any.downcast_ref::<crate::BoxError>() else {
+        return false;
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+    while let Some(error) = next {
+        if error.is::<crate::error::Overloaded>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// [`record`] for the layers that judge the backend (the breaker, outlier
+/// detection, an adaptive limit): a local rejection by admission control
+/// beneath them is [`Ignored`](Outcome::Ignored), whatever the classifier
+/// says.
+#[inline]
+pub(crate) fn record_backend<C, T, E, R>(
+    classifier: &C,
+    result: &mut Result<T, E>,
+    recorder: &mut R,
+) where
+    C: Classify<T, E>,
+    E: 'static,
+    R: Record,
+{
+    if let Err(error) = result {
+        if is_local_rejection(error) {
+            recorder.record(Outcome::Ignored);
+            return;
+        }
+    }
+    record(classifier, result, recorder);
+}
+
 /// Records the outcome of `result` with `record`: now, or when the
 /// response's body ends if `classifier` says its outcome is known only then.
 /// What every recording layer (breaker, outlier detection, metrics) does

@@ -1,0 +1,87 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::limiter::{Global, Limiter};
+use crate::BoxError;
+use crate::admission::places::Telemetry;
+use crate::error::Overloaded;
+
+/// What a layer's services share.
+#[derive(Debug)]
+pub(crate) struct Shared<L> {
+    pub(crate) limiter: L,
+    pub(crate) max_wait: Duration,
+    pub(crate) telemetry: Telemetry,
+}
+
+impl<L> Shared<L> {
+    /// The error of a call turned away (counted), with its turn.
+    pub(crate) fn rejected(&self, turn: Duration) -> Overloaded {
+        self.telemetry.rejected();
+        Overloaded::new(self.telemetry.layer, Some(turn))
+    }
+}
+
+/// Lets calls through at a set rate, globally or per key. See the
+/// [module docs](super).
+pub struct RateLimiter<S, L = Global> {
+    inner: S,
+    shared: Arc<Shared<L>>,
+}
+
+impl<S, L> RateLimiter<S, L> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<L>>) -> Self {
+        RateLimiter { inner, shared }
+    }
+}
+
+impl<S: Clone, L> Clone for RateLimiter<S, L> {
+    fn clone(&self) -> Self {
+        RateLimiter {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, L: std::fmt::Debug> std::fmt::Debug for RateLimiter<S, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, L, Req> Service<Req> for RateLimiter<S, L>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    L: Limiter<Req>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S, Req, L>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        match self.shared.limiter.check(&req) {
+            Ok(()) => ResponseFuture::called(self.inner.call(req)),
+            Err(turn) if turn <= self.shared.max_wait => {
+                // The ready service goes with the waiting call; this one
+                // gets a clone, to be made ready again.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::waiting(inner, req, self.shared.clone(), turn)
+            }
+            Err(turn) => ResponseFuture::rejected(self.shared.rejected(turn)),
+        }
+    }
+}
