@@ -87,6 +87,34 @@ fn overhead(c: &mut Criterion) {
             tower::limit::ConcurrencyLimitLayer::new(64).layer(echo()),
         );
     }
+    #[cfg(feature = "adaptive")]
+    {
+        use tower_bulwark::adaptive::{AdaptiveConcurrencyLayer, AdaptiveConfig};
+        let adaptive = AdaptiveConcurrencyLayer::new(AdaptiveConfig::default()).unwrap();
+        bench(
+            c,
+            "adaptive concurrency (gradient2)",
+            adaptive.layer(echo()),
+        );
+    }
+    #[cfg(feature = "rate-limit")]
+    {
+        use tower_bulwark::rate_limit::{RateLimitConfig, RateLimitLayer};
+        // A rate no call reaches: the cost of letting a call through.
+        let config = RateLimitConfig::default().rate(1_000_000_000, Duration::from_secs(1));
+        let global = RateLimitLayer::new(config.clone()).unwrap();
+        bench(
+            c,
+            "rate limit (global, under the rate)",
+            global.layer(echo()),
+        );
+        let keyed = RateLimitLayer::keyed(config, |req: &u64| *req % 64).unwrap();
+        bench(
+            c,
+            "rate limit (64 keys, under the rate)",
+            keyed.layer(echo()),
+        );
+    }
 
     let open = breaker();
     open.handle().force_open();
