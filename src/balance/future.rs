@@ -63,7 +63,7 @@ impl<F, K, S, C> ResponseFuture<F, K, S, C> {
 impl<F, K, S, C, T, E> Future for ResponseFuture<F, K, S, C>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
     C: Classify<T, E>,
     K: Send + Sync + 'static,
     S: Send + Sync + 'static,
@@ -79,7 +79,7 @@ where
                 classifier,
             } => {
                 let mut result = ready!(future.poll(cx));
-                crate::classify::record(&*classifier, &mut result, ticket);
+                crate::classify::record_backend(&*classifier, &mut result, ticket);
                 Poll::Ready(result.map_err(Into::into))
             }
             StateProj::Unavailable { error } => Poll::Ready(Err(match error.take() {

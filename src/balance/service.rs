@@ -819,7 +819,7 @@ where
     H: RequestHash<Req>,
     K: Eq + Hash + Clone + fmt::Display + Send + Sync + 'static,
     S: Service<Req> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     C: Classify<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;

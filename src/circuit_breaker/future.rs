@@ -68,7 +68,7 @@ impl<Fut, C, FbFut, P> ResponseFuture<Fut, C, FbFut, P> {
 impl<Fut, C, FbFut, P, Res, E> Future for ResponseFuture<Fut, C, FbFut, P>
 where
     Fut: Future<Output = Result<Res, E>>,
-    E: Into<crate::BoxError>,
+    E: Into<crate::BoxError> + 'static,
     C: Classify<Res, E>,
     P: ErrorPolicy,
     FbFut: Future<Output = Result<Res, P::Error<E>>>,
@@ -84,7 +84,7 @@ where
                 call,
             } => {
                 let mut result = ready!(future.poll(cx));
-                crate::classify::record(&*classifier, &mut result, call);
+                crate::classify::record_backend(&*classifier, &mut result, call);
                 Poll::Ready(result.map_err(P::inner))
             }
             KindProj::Rejected { future } => future.poll(cx),

@@ -105,7 +105,7 @@ impl<S: Clone, Kr: Clone, C: Clone, F: Clone> Clone for PerKey<S, Kr, C, F> {
 impl<S, Kr, C, F, Req> Service<Req> for PerKey<S, Kr, C, F>
 where
     S: Service<Req> + Clone,
-    S::Error: Into<crate::BoxError>,
+    S::Error: Into<crate::BoxError> + 'static,
     Kr: Keyer<Req>,
     C: Classify<S::Response, S::Error> + Clone,
     F: Fallback<Req, S::Response, S::Error> + Immediate,

@@ -87,7 +87,7 @@ impl<S: Clone, C: Clone, F: Clone> Clone for CircuitBreaker<S, C, F> {
 impl<S, C, F, Req> Service<Req> for CircuitBreaker<S, C, F>
 where
     S: Service<Req>,
-    S::Error: Into<crate::BoxError>,
+    S::Error: Into<crate::BoxError> + 'static,
     C: Classify<S::Response, S::Error> + Clone,
     F: Fallback<Req, S::Response, S::Error>,
 {

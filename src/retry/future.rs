@@ -11,6 +11,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::{CloneRequest, RetryAfter, RetryEvent, Shared, backoff};
+use crate::classify::is_local_rejection;
 use crate::classify::{Classify, Outcome};
 
 pin_project! {
@@ -63,7 +64,9 @@ impl<S, F, Req, C, R, H> ResponseFuture<S, F, Req, C, R, H> {
 
 /// Whether `error` is the breaker's [`CircuitOpen`], directly or boxed:
 /// such a call never reached the service, and retrying it would only
-/// hammer the breaker.
+/// hammer the breaker. (Nor is a local rejection by admission control
+/// beneath, [`is_local_rejection`]: another attempt now would meet the
+/// same full places.)
 fn is_circuit_open<E: 'static>(error: &E) -> bool {
     #[cfg(feature = "circuit-breaker")]
     {
@@ -104,7 +107,7 @@ where
                     let retry = this.request.is_some()
                         && *this.attempts < settings.max_attempts
                         && shared.classifier.classify(result.as_ref()) == Outcome::Failure
-                        && !matches!(&result, Err(e) if is_circuit_open(e));
+                        && !matches!(&result, Err(e) if is_circuit_open(e) || is_local_rejection(e));
                     if !retry {
                         return Poll::Ready(result);
                     }
