@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | circuit open | 503, `Retry-After` in whole seconds rounded up (at least 1) | `UNAVAILABLE`, `grpc-retry-pushback-ms` |
 //! | deadline passed | 504 (or 408: [`Respond::timeout_status`]) | `DEADLINE_EXCEEDED` |
+//! | overloaded (admission control, through [`RespondLayer`]) | 503, `Retry-After` when known | `RESOURCE_EXHAUSTED`, `grpc-retry-pushback-ms` when known |
 //!
 //! Each answer has a short plain body ("circuit open", "timed out") that
 //! names no internal address.
@@ -106,6 +107,10 @@ impl Respond<Grpc> {
 pub trait Answers<Res> {
     /// The response for `kind`.
     fn answer(&self, kind: ErrorKind) -> Res;
+
+    /// The response for an error that is not the crate's, for
+    /// [`RespondLayer`]: `status` for HTTP, the error's own gRPC status.
+    fn answer_other(&self, error: crate::BoxError, status: StatusCode) -> Res;
 }
 
 impl<B: From<&'static str>> Answers<http::Response<B>> for Http {
@@ -116,12 +121,25 @@ impl<B: From<&'static str>> Answers<http::Response<B>> for Http {
         }
         response
     }
+
+    fn answer_other(&self, _error: crate::BoxError, status: StatusCode) -> http::Response<B> {
+        let mut response =
+            http::Response::new(B::from(status.canonical_reason().unwrap_or("error")));
+        *response.status_mut() = status;
+        response
+    }
 }
 
 #[cfg(feature = "grpc")]
 impl<B: Default> Answers<http::Response<B>> for Grpc {
     fn answer(&self, kind: ErrorKind) -> http::Response<B> {
         kind.grpc_status().into_http()
+    }
+
+    /// The error's status if it is (or carries) a `tonic::Status`;
+    /// otherwise as `tonic::Status::from_error` makes it.
+    fn answer_other(&self, error: crate::BoxError, _status: StatusCode) -> http::Response<B> {
+        crate::error::grpc_status(error).into_http()
     }
 }
 
@@ -200,6 +218,7 @@ where
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RespondLayer<P = Http> {
+    // `other` is unused by gRPC answers, which carry the error's own status.
     respond: Respond<P>,
     other: StatusCode,
 }
@@ -222,6 +241,35 @@ impl RespondLayer {
     /// Answers errors that are not the crate's with `status` (500, say,
     /// when the service is the server's own work rather than an upstream).
     pub fn other_status(mut self, status: StatusCode) -> Self {
+        self.other = status;
+        self
+    }
+}
+
+#[cfg(feature = "grpc")]
+impl RespondLayer<Grpc> {
+    /// gRPC answers (see [`Respond::grpc`]); other errors keep their own
+    /// `tonic::Status`, or become one as `tonic::Status::from_error` makes it.
+    pub fn grpc() -> Self {
+        RespondLayer {
+            respond: Respond::grpc(),
+            other: StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl<P> From<Respond<P>> for RespondLayer<P> {
+    /// The layer answering as `respond` does; other errors are 502.
+    fn from(respond: Respond<P>) -> Self {
+        RespondLayer {
+            respond,
+            other: StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl<P> RespondLayer<P> {
+    pub(crate) fn with_other(mut self, status: StatusCode) -> Self {
         self.other = status;
         self
     }
@@ -263,15 +311,15 @@ impl<S, P> Responding<S, P> {
     }
 }
 
-impl<S, Req, B> tower_service::Service<Req> for Responding<S, Http>
+impl<S, Req, B, P> tower_service::Service<Req> for Responding<S, P>
 where
     S: tower_service::Service<Req, Response = http::Response<B>>,
     S::Error: Into<crate::BoxError>,
-    B: From<&'static str>,
+    P: Answers<http::Response<B>> + Clone,
 {
     type Response = http::Response<B>;
     type Error = std::convert::Infallible;
-    type Future = future::RespondingFuture<S::Future, Http>;
+    type Future = future::RespondingFuture<S::Future, P>;
 
     /// Ready when the inner service is; an inner service that fails to get
     /// ready is called anyway, and its error answered then.
@@ -285,7 +333,11 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        future::RespondingFuture::new(self.inner.call(req), self.layer.respond, self.layer.other)
+        future::RespondingFuture::new(
+            self.inner.call(req),
+            self.layer.respond.clone(),
+            self.layer.other,
+        )
     }
 }
 
@@ -299,7 +351,7 @@ pub mod future {
     use http::StatusCode;
     use pin_project_lite::pin_project;
 
-    use super::{Answers, Http, Respond};
+    use super::{Answers, Respond};
     use crate::error::ErrorKind;
 
     pin_project! {
@@ -323,11 +375,11 @@ pub mod future {
         }
     }
 
-    impl<F, B, E> Future for RespondingFuture<F, Http>
+    impl<F, B, E, P> Future for RespondingFuture<F, P>
     where
         F: Future<Output = Result<http::Response<B>, E>>,
         E: Into<crate::BoxError>,
-        B: From<&'static str>,
+        P: Answers<http::Response<B>>,
     {
         type Output = Result<http::Response<B>, std::convert::Infallible>;
 
@@ -339,13 +391,7 @@ pub mod future {
                     let error: crate::BoxError = error.into();
                     match ErrorKind::of(&*error) {
                         Some(kind) => this.respond.answers.answer(kind),
-                        None => {
-                            let mut response = http::Response::new(B::from(
-                                this.other.canonical_reason().unwrap_or("error"),
-                            ));
-                            *response.status_mut() = *this.other;
-                            response
-                        }
+                        None => this.respond.answers.answer_other(error, *this.other),
                     }
                 }
             }))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tower_service::Service;
 
+use super::admission::AdmissionLayers;
 use super::answer::{
     Answer, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing, admit_fn,
 };
@@ -347,6 +348,12 @@ impl<Req, Res, C, K, P> ResilienceBuilder<Req, Res, C, K, P> {
         Ok(ResilienceLayer {
             metrics: parts.metrics(),
             cache: parts.cache(key, weigher, admit)?,
+            // A fallback's answer teaches the adaptive limit nothing.
+            admission: AdmissionLayers::new(
+                &config,
+                events.as_ref(),
+                parts.judge(Outcome::Ignored),
+            )?,
             retry: parts.retry(&copier, hint)?,
             breaker: parts.breaker(fallback)?,
             hedge: parts.hedge(&copier)?,

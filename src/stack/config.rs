@@ -1,10 +1,13 @@
 use std::time::Duration;
 
+use crate::adaptive::AdaptiveConfig;
 use crate::balance::BalanceConfig;
+use crate::bulkhead::BulkheadConfig;
 use crate::cache::CacheConfig;
 use crate::circuit_breaker::CircuitBreakerConfig;
 use crate::config::{Check, ConfigError};
 use crate::hedge::HedgeConfig;
+use crate::rate_limit::RateLimitConfig;
 use crate::retry::RetryConfig;
 
 /// Configuration of a [`ResilienceLayer`](super::ResilienceLayer): one
@@ -14,6 +17,9 @@ use crate::retry::RetryConfig;
 /// |---|---|---|
 /// | `metrics` | on | RED metrics of the whole stack |
 /// | `cache` | off | needs a key function ([`cache_key`](super::ResilienceBuilder::cache_key)) |
+/// | `rate_limit` | off | calls per unit of time ([`crate::rate_limit`]) |
+/// | `bulkhead` | off | a fixed cap on calls in flight ([`crate::bulkhead`]) |
+/// | `adaptive_concurrency` | off | a cap learned from latency ([`crate::adaptive`]); not with `bulkhead` |
 /// | `retry` | off | sends requests again: turn on for idempotent requests only |
 /// | `circuit_breaker` | on, [`CircuitBreakerConfig::default`] | |
 /// | `hedge` | off | sends requests twice: idempotent requests only |
@@ -59,6 +65,25 @@ pub struct ResilienceConfig {
         serde(deserialize_with = "crate::de::switch::deserialize")
     )]
     pub cache: Option<CacheConfig>,
+    /// A rate limit (admission control). Default: off.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::switch::deserialize")
+    )]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// A fixed cap on calls in flight (admission control). Default: off.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::switch::deserialize")
+    )]
+    pub bulkhead: Option<BulkheadConfig>,
+    /// A cap on calls in flight learned from their latency (admission
+    /// control). Default: off.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::de::switch::deserialize")
+    )]
+    pub adaptive_concurrency: Option<AdaptiveConfig>,
     /// Retries with a budget. Default: off.
     #[cfg_attr(
         feature = "serde",
@@ -93,6 +118,9 @@ impl Default for ResilienceConfig {
             service: "default".to_owned(),
             metrics: true,
             cache: None,
+            rate_limit: None,
+            bulkhead: None,
+            adaptive_concurrency: None,
             retry: None,
             circuit_breaker: Some(CircuitBreakerConfig::default()),
             hedge: None,
@@ -118,6 +146,24 @@ impl ResilienceConfig {
     /// Turns the cache on with `config`.
     pub fn cache(mut self, config: CacheConfig) -> Self {
         self.cache = Some(config);
+        self
+    }
+
+    /// Turns a rate limit on with `config`.
+    pub fn rate_limit(mut self, config: RateLimitConfig) -> Self {
+        self.rate_limit = Some(config);
+        self
+    }
+
+    /// Turns a fixed cap on calls in flight on with `config`.
+    pub fn bulkhead(mut self, config: BulkheadConfig) -> Self {
+        self.bulkhead = Some(config);
+        self
+    }
+
+    /// Turns a cap on calls in flight learned from latency on with `config`.
+    pub fn adaptive_concurrency(mut self, config: AdaptiveConfig) -> Self {
+        self.adaptive_concurrency = Some(config);
         self
     }
 
@@ -168,6 +214,23 @@ impl ResilienceConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(cache) = &self.cache {
             cache.validate().map_err(|e| e.in_section("cache"))?;
+        }
+        if let Some(rate_limit) = &self.rate_limit {
+            rate_limit.quota().map_err(|e| e.in_section("rate_limit"))?;
+        }
+        if let Some(bulkhead) = &self.bulkhead {
+            bulkhead.validate().map_err(|e| e.in_section("bulkhead"))?;
+            if self.adaptive_concurrency.is_some() {
+                return Err(Check::layer("resilience stack").unsupported(
+                    "adaptive_concurrency",
+                    "a bulkhead caps the calls in flight already: choose one of the two",
+                ));
+            }
+        }
+        if let Some(adaptive) = &self.adaptive_concurrency {
+            adaptive
+                .validate()
+                .map_err(|e| e.in_section("adaptive_concurrency"))?;
         }
         if let Some(retry) = &self.retry {
             retry.validate().map_err(|e| e.in_section("retry"))?;

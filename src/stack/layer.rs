@@ -12,6 +12,7 @@ use tower::util::Either;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::admission::{Admission, AdmissionLayers};
 use super::answer::{
     Answer, Bottom, BoxErrors, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing,
 };
@@ -40,9 +41,12 @@ type Retried<S, Req, Res, C> = Either<
     Retry<Guarded<S, Req, Res, C>, Judge<C>, Copier<Req>, Hint<Res>>,
     Guarded<S, Req, Res, C>,
 >;
+/// Always there, passing calls straight through when no admission section
+/// is on: an `Either` would hold the whole stack beneath twice.
+type Admitted<T, C> = Admission<T, Judge<C>>;
 type Cached<S, Req, Res, K, C> = Either<
     Cache<
-        Retried<S, Req, Res, C>,
+        Admitted<Retried<S, Req, Res, C>, C>,
         Req,
         K,
         SharedKey<Req, K>,
@@ -51,7 +55,7 @@ type Cached<S, Req, Res, K, C> = Either<
         CacheJudge<C, Res>,
         MarkAnswer,
     >,
-    Retried<S, Req, Res, C>,
+    Admitted<Retried<S, Req, Res, C>, C>,
 >;
 type Measured<T, C> = Either<Metrics<T, Judge<C>>, T>;
 
@@ -99,6 +103,7 @@ pub type BalancedService<EK, ES, Req, C = DefaultClassifier, K = NoCache, P = Pl
 pub struct ResilienceLayer<Req, Res, C = DefaultClassifier, K = NoCache, P = Plain> {
     pub(super) metrics: Option<MetricsLayer<Judge<C>>>,
     pub(super) cache: Option<StackCache<Req, Res, K, C>>,
+    pub(super) admission: AdmissionLayers<Judge<C>>,
     pub(super) retry: Option<StackRetry<Req, Res, C>>,
     pub(super) breaker: Option<StackBreaker<Req, Res, C>>,
     pub(super) hedge: Option<StackHedge<Req, C>>,
@@ -145,6 +150,19 @@ impl<Req, Res, C, K, P> ResilienceLayer<Req, Res, C, K, P> {
         self.breaker.as_ref().map(CircuitBreakerLayer::handle)
     }
 
+    /// The cap on calls in flight now, shared by every service this layer
+    /// wraps: the bulkhead's, or the limit the adaptive layer has learned;
+    /// `None` when neither is on.
+    pub fn concurrency_limit(&self) -> Option<usize> {
+        self.admission.concurrency_limit()
+    }
+
+    /// Calls holding a place of the bulkhead or the adaptive limit now;
+    /// `None` when neither is on.
+    pub fn in_flight(&self) -> Option<usize> {
+        self.admission.in_flight()
+    }
+
     /// The layers under the cache, around `inner`: the part of the stack
     /// that does not depend on whether there is a cache.
     fn retried<S>(&self, inner: S) -> Retried<S, Req, Res, C>
@@ -155,6 +173,15 @@ impl<Req, Res, C, K, P> ResilienceLayer<Req, Res, C, K, P> {
         let hedged = maybe(self.hedge.as_ref(), timed);
         let guarded = maybe(self.breaker.as_ref(), hedged);
         maybe(self.retry.as_ref(), guarded)
+    }
+
+    /// Admission control around `inner`: the rate limit, then the cap on
+    /// calls in flight.
+    fn admitted<T>(&self, inner: T) -> Admitted<T, C>
+    where
+        C: Clone,
+    {
+        self.admission.layer(inner)
     }
 
     fn measured<T>(&self, inner: T) -> Resilience<Measured<T, C>, P>
@@ -271,10 +298,10 @@ where
     C: Classify<S::Response, BoxError> + Clone,
     P: Profile<S::Response>,
 {
-    type Service = Resilience<Measured<Retried<S, Req, S::Response, C>, C>, P>;
+    type Service = Resilience<Measured<Admitted<Retried<S, Req, S::Response, C>, C>, C>, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.measured(self.retried(inner))
+        self.measured(self.admitted(self.retried(inner)))
     }
 }
 
@@ -291,8 +318,8 @@ where
     type Service = Resilience<Measured<Cached<S, Req, S::Response, K, C>, C>, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let retried = self.retried(inner);
-        self.measured(maybe(self.cache.as_ref(), retried))
+        let admitted = self.admitted(self.retried(inner));
+        self.measured(maybe(self.cache.as_ref(), admitted))
     }
 }
 
@@ -301,6 +328,7 @@ impl<Req, Res, C: Clone, K, P> Clone for ResilienceLayer<Req, Res, C, K, P> {
         ResilienceLayer {
             metrics: self.metrics.clone(),
             cache: self.cache.clone(),
+            admission: self.admission.clone(),
             retry: self.retry.clone(),
             breaker: self.breaker.clone(),
             hedge: self.hedge.clone(),
@@ -317,6 +345,9 @@ impl<Req, Res, C, K, P> fmt::Debug for ResilienceLayer<Req, Res, C, K, P> {
         f.debug_struct("ResilienceLayer")
             .field("metrics", &self.metrics.is_some())
             .field("cache", &self.cache.is_some())
+            .field("rate_limit", &self.admission.rate_limit.is_some())
+            .field("bulkhead", &self.admission.bulkhead.is_some())
+            .field("adaptive_concurrency", &self.admission.adaptive.is_some())
             .field("retry", &self.retry.is_some())
             .field("circuit_breaker", &self.breaker.is_some())
             .field("hedge", &self.hedge.is_some())

@@ -2,7 +2,8 @@
 //!
 //! [`ResilienceLayer`] assembles, outermost first:
 //!
-//! **Metrics → Cache → Retry → CircuitBreaker → Hedge → Timeout →
+//! **Metrics → Cache → admission control (RateLimit, then Bulkhead or
+//! AdaptiveConcurrency) → Retry → CircuitBreaker → Hedge → Timeout →
 //! LoadBalance**
 //!
 //! each part optional ([`ResilienceConfig`] says which are on), so that the
@@ -13,6 +14,11 @@
 //! - **Cache** sits outside the retries and the breaker: a hit costs no
 //!   attempt at all, and when everything inside has failed (retries spent,
 //!   circuit open) the cache can still answer with a stale entry.
+//! - **Admission control** sits inside the cache and outside the retries
+//!   and the breaker (see [`crate::admission`]): a cache hit takes no place
+//!   and no token; one call takes one place for all its attempts; a call
+//!   turned away is not retried at once into the same full backend, and
+//!   never counts against the backend's health.
 //! - **Retry** sits outside the breaker, so that an open circuit fails fast
 //!   instead of being retried ([`CircuitOpen`](crate::circuit_breaker::error::CircuitOpen)
 //!   is never retried), and each retry is one more call the breaker
@@ -92,8 +98,11 @@
 //! # On a server
 //!
 //! [`ResilienceLayer::server`] (or [`ServerLayer::builder`]) builds the
-//! layers that belong in a server's own stack: **Metrics →
-//! CircuitBreaker → Timeout** → the handlers. Each answers by itself (see
+//! layers that belong in a server's own stack: **Metrics → admission
+//! control → CircuitBreaker → Timeout** → the handlers. Admission control
+//! comes after Metrics, so that the calls turned away are counted (503 or
+//! `RESOURCE_EXHAUSTED` with a retry hint), and before the timeout, so that
+//! a call's wait for a place or a turn is not taken from its deadline. Each answers by itself (see
 //! [`crate::server`]) and the stack keeps the handlers' error type, so
 //! axum's `Router::layer` takes it as it is. A `cache`, `retry` or `hedge`
 //! section is refused there: a handler is not a service to call again.
@@ -154,6 +163,7 @@
 //! So wrapping two clients with one layer makes them share one breaker: build
 //! one layer per downstream service you want to protect on its own.
 
+mod admission;
 mod answer;
 mod builder;
 mod config;
@@ -165,6 +175,7 @@ mod profile;
 #[cfg(all(feature = "http", feature = "keyed"))]
 mod server;
 
+pub use self::admission::{Admission, AdmissionFuture};
 pub use self::answer::{
     Answer, Bottom, BoxErrors, CacheJudge, Copier, Hint, Judge, MarkAnswer, SharedKey, Weighing,
 };

@@ -1,5 +1,5 @@
-//! The stack on the server side: Metrics → CircuitBreaker → Timeout,
-//! answering by themselves.
+//! The stack on the server side: Metrics → admission control →
+//! CircuitBreaker → Timeout, answering by themselves.
 
 use std::fmt;
 
@@ -8,6 +8,7 @@ use tower::util::Either;
 use tower_layer::Layer;
 
 use super::ResilienceConfig;
+use super::admission::{Admission, AdmissionLayers};
 use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, PerKey, PerKeyLayer,
 };
@@ -15,7 +16,7 @@ use crate::classify::HttpClassifier;
 use crate::config::{Check, ConfigError};
 use crate::event::Events;
 use crate::metrics::{HttpLabels, Labelled, Metrics, MetricsLayer, NoRoute};
-use crate::server::Respond;
+use crate::server::{Respond, RespondLayer, Responding};
 use crate::timeout::{Timeout, TimeoutLayer};
 
 /// A server stack without keys: one breaker for every request.
@@ -185,18 +186,21 @@ impl<C, P, K> ServerBuilder<C, P, K> {
                 }
                 let layer = CircuitBreakerLayer::new(breaker)
                     .map_err(|e| e.in_section("circuit_breaker"))?
-                    .classify(classifier)
+                    .classify(classifier.clone())
                     .respond(respond.clone());
                 Some(keys.breaker(layer, max_keys)?)
             }
             None => None,
         };
+        let admission = AdmissionLayers::new(&config, events.as_ref(), classifier.clone())?;
         let timeout = config
             .timeout
-            .map(|t| TimeoutLayer::new(t).map(|l| l.respond(respond)))
+            .map(|t| TimeoutLayer::new(t).map(|l| l.respond(respond.clone())))
             .transpose()?;
         Ok(ServerLayer {
             metrics,
+            admission,
+            answers: RespondLayer::from(respond).with_other(StatusCode::INTERNAL_SERVER_ERROR),
             breaker,
             timeout,
         })
@@ -288,22 +292,42 @@ impl<Kr: Clone> ServerKeys for PerRoute<Kr> {
 }
 
 /// The layers of [`ResilienceLayer`](super::ResilienceLayer) that belong on
-/// a server, in their order: **Metrics → CircuitBreaker → Timeout →** the
+/// a server, in their order: **Metrics → admission control (rate limit,
+/// bulkhead or adaptive concurrency) → CircuitBreaker → Timeout →** the
 /// handlers; each answers by itself ([`Respond`]), and the stack keeps the
 /// handlers' error type, so axum's `Router::layer` and tonic's
 /// `Server::layer` take it as it is. See the [module docs](super) and
 /// [`crate::server`].
 pub struct ServerLayer<C = HttpClassifier, P = crate::server::Http, K: ServerKeys = NoKey> {
     metrics: Option<MetricsLayer<C, K::Labels>>,
+    admission: AdmissionLayers<C>,
+    answers: RespondLayer<P>,
     breaker: Option<K::Breaker<C, P>>,
     timeout: Option<TimeoutLayer<Respond<P>>>,
 }
+
+/// Admission control, its rejections answered, when any is on.
+type Admitted<T, C, P> = Either<Responding<Admission<T, C>, P>, T>;
 
 impl<C: Clone, P: Clone, K: ServerKeys> ServerLayer<C, P, K> {
     /// A handle to the breaker of requests without a route (with
     /// [`NoKey`], of every request); `None` when the breaker is off.
     pub fn circuit_breaker(&self) -> Option<CircuitBreakerHandle> {
         self.breaker.as_ref().map(K::handle::<C, P>)
+    }
+
+    /// The cap on calls in flight now: the bulkhead's, or the limit the
+    /// adaptive layer has learned; `None` when neither is on.
+    pub fn concurrency_limit(&self) -> Option<usize> {
+        self.admission.concurrency_limit()
+    }
+
+    /// Admission control around `inner`, answering its rejections.
+    fn admitted<T>(&self, inner: T) -> Admitted<T, C, P> {
+        if !self.admission.is_on() {
+            return Either::Right(inner);
+        }
+        Either::Left(self.answers.layer(self.admission.layer(inner)))
     }
 }
 
@@ -321,6 +345,8 @@ where
     fn clone(&self) -> Self {
         ServerLayer {
             metrics: self.metrics.clone(),
+            admission: self.admission.clone(),
+            answers: self.answers.clone(),
             breaker: self.breaker.clone(),
             timeout: self.timeout.clone(),
         }
@@ -331,6 +357,9 @@ impl<C: fmt::Debug, P: fmt::Debug, K: ServerKeys> fmt::Debug for ServerLayer<C, 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerLayer")
             .field("metrics", &self.metrics.is_some())
+            .field("rate_limit", &self.admission.rate_limit.is_some())
+            .field("bulkhead", &self.admission.bulkhead.is_some())
+            .field("adaptive_concurrency", &self.admission.adaptive.is_some())
             .field("circuit_breaker", &self.breaker.is_some())
             .field("timeout", &self.timeout.as_ref().map(TimeoutLayer::timeout))
             .finish()
@@ -350,7 +379,7 @@ fn maybe<L: Layer<S>, S>(layer: Option<&L>, inner: S) -> Either<L::Service, S> {
 
 impl<S, C: Clone, P: Clone> Layer<S> for ServerLayer<C, P, NoKey> {
     type Service = Measured<
-        Either<CircuitBreaker<Timed<S, P>, C, Respond<P>>, Timed<S, P>>,
+        Admitted<Either<CircuitBreaker<Timed<S, P>, C, Respond<P>>, Timed<S, P>>, C, P>,
         C,
         Labelled<NoRoute>,
     >;
@@ -358,17 +387,20 @@ impl<S, C: Clone, P: Clone> Layer<S> for ServerLayer<C, P, NoKey> {
     fn layer(&self, inner: S) -> Self::Service {
         let timed = maybe(self.timeout.as_ref(), inner);
         let guarded = maybe(self.breaker.as_ref(), timed);
-        maybe(self.metrics.as_ref(), guarded)
+        maybe(self.metrics.as_ref(), self.admitted(guarded))
     }
 }
 
 impl<S, C: Clone, P: Clone, Kr: Clone> Layer<S> for ServerLayer<C, P, PerRoute<Kr>> {
-    type Service =
-        Measured<Either<PerKey<Timed<S, P>, Kr, C, Respond<P>>, Timed<S, P>>, C, Labelled<Kr>>;
+    type Service = Measured<
+        Admitted<Either<PerKey<Timed<S, P>, Kr, C, Respond<P>>, Timed<S, P>>, C, P>,
+        C,
+        Labelled<Kr>,
+    >;
 
     fn layer(&self, inner: S) -> Self::Service {
         let timed = maybe(self.timeout.as_ref(), inner);
         let guarded = maybe(self.breaker.as_ref(), timed);
-        maybe(self.metrics.as_ref(), guarded)
+        maybe(self.metrics.as_ref(), self.admitted(guarded))
     }
 }
