@@ -272,7 +272,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let hold = match self.admit() {
             Ok(hold) => hold,
@@ -330,6 +330,7 @@ pin_project! {
 }
 
 impl<F, C> AdmissionFuture<F, C> {
+    #[inline(always)]
     fn called(future: F, hold: Hold<C>) -> Self {
         AdmissionFuture {
             state: State::Called { future, hold },
