@@ -10,7 +10,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::limiter::Limiter;
-use super::service::Shared;
+use super::service::{Shared, Turn};
 use crate::BoxError;
 use crate::error::Overloaded;
 
@@ -59,13 +59,13 @@ impl<F, S, Req, L> ResponseFuture<F, S, Req, L> {
         inner: S,
         req: Req,
         shared: Arc<Shared<L>>,
-        turn: std::time::Duration,
+        at: Instant,
+        deadline: Instant,
     ) -> Self {
-        let now = Instant::now();
         ResponseFuture {
             state: State::Waiting {
-                turn: tokio::time::sleep_until(now + turn),
-                deadline: now + shared.max_wait,
+                turn: tokio::time::sleep_until(at),
+                deadline,
                 inner,
                 req,
                 shared,
@@ -104,14 +104,13 @@ where
                 } => {
                     ready!(turn.as_mut().poll(cx));
                     // Ask again: another call may have taken the turn.
-                    match shared.limiter.check(req) {
-                        Ok(()) => {}
-                        Err(next) if Instant::now() + next <= *deadline => {
-                            turn.reset(Instant::now() + next);
+                    match shared.turn(req, *deadline) {
+                        Turn::Now => {}
+                        Turn::At(at) => {
+                            turn.reset(at);
                             continue;
                         }
-                        Err(next) => {
-                            let error = shared.rejected(next);
+                        Turn::Refused(error) => {
                             state.set(State::Rejected { error });
                             continue;
                         }

@@ -68,4 +68,4 @@ pub use self::layer::RateLimitLayer;
 pub use self::limiter::{Global, Keyed, Limiter};
 pub use self::service::RateLimiter;
 #[cfg(feature = "stack")]
-pub(crate) use self::service::Shared;
+pub(crate) use self::service::{Shared, Turn};

@@ -2,6 +2,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -18,11 +20,48 @@ pub(crate) struct Shared<L> {
     pub(crate) telemetry: Telemetry,
 }
 
+/// What the limiter says of a call: the one decision every path through a
+/// rate limiter (a call, a wait that ends, a stack's `poll_ready`) takes.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    /// Go now (the cell is taken).
+    Now,
+    /// Ask again at this instant: it comes before the deadline.
+    At(Instant),
+    /// Not before the deadline: turned away (counted).
+    Refused(Overloaded),
+}
+
 impl<L> Shared<L> {
-    /// The error of a call turned away (counted), with its turn.
-    pub(crate) fn rejected(&self, turn: Duration) -> Overloaded {
+    /// The turn of `req`, for a call that may wait until `deadline`.
+    #[inline]
+    pub(crate) fn turn<Req>(&self, req: &Req, deadline: Instant) -> Turn
+    where
+        L: Limiter<Req>,
+    {
+        match self.limiter.check(req) {
+            Ok(()) => Turn::Now,
+            Err(wait) => {
+                let at = Instant::now() + wait;
+                if at <= deadline {
+                    Turn::At(at)
+                } else {
+                    Turn::Refused(self.refuse(wait))
+                }
+            }
+        }
+    }
+
+    /// The error of a call turned away (counted), its turn `wait` away.
+    pub(crate) fn refuse(&self, wait: Duration) -> Overloaded {
         self.telemetry.rejected();
-        Overloaded::new(self.telemetry.layer, Some(turn))
+        Overloaded::new(self.telemetry.layer, Some(wait))
+    }
+
+    /// The deadline of a call that starts waiting now.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.max_wait
     }
 }
 
@@ -72,16 +111,17 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.shared.limiter.check(&req) {
-            Ok(()) => ResponseFuture::called(self.inner.call(req)),
-            Err(turn) if turn <= self.shared.max_wait => {
+        let deadline = self.shared.deadline();
+        match self.shared.turn(&req, deadline) {
+            Turn::Now => ResponseFuture::called(self.inner.call(req)),
+            Turn::At(at) => {
                 // The ready service goes with the waiting call; this one
                 // gets a clone, to be made ready again.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::waiting(inner, req, self.shared.clone(), turn)
+                ResponseFuture::waiting(inner, req, self.shared.clone(), at, deadline)
             }
-            Err(turn) => ResponseFuture::rejected(self.shared.rejected(turn)),
+            Turn::Refused(error) => ResponseFuture::rejected(error),
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::classify::Classify;
 use crate::config::ConfigError;
 use crate::error::Overloaded;
 use crate::event::Events;
-use crate::rate_limit::{Global, Limiter, RateLimitLayer, Shared};
+use crate::rate_limit::{Global, RateLimitLayer, Shared, Turn};
 
 /// The admission-control layers a stack's configuration turns on.
 #[derive(Debug, Clone)]
@@ -156,24 +156,23 @@ impl Rate {
             match &mut self.state {
                 RateState::Passed | RateState::Rejected(_) => return Poll::Ready(()),
                 RateState::Idle => {
-                    self.state = match self.shared.limiter.check(&()) {
-                        Ok(()) => RateState::Passed,
-                        Err(turn) if turn <= self.shared.max_wait => RateState::Waiting {
-                            turn: Box::pin(tokio::time::sleep(turn)),
-                            deadline: Instant::now() + self.shared.max_wait,
+                    let deadline = self.shared.deadline();
+                    self.state = match self.shared.turn(&(), deadline) {
+                        Turn::Now => RateState::Passed,
+                        Turn::At(at) => RateState::Waiting {
+                            turn: Box::pin(tokio::time::sleep_until(at)),
+                            deadline,
                         },
-                        Err(turn) => RateState::Rejected(self.shared.rejected(turn)),
+                        Turn::Refused(error) => RateState::Rejected(error),
                     }
                 }
                 RateState::Waiting { turn, deadline } => {
                     ready!(turn.as_mut().poll(cx));
                     // Ask again: another call may have taken the turn.
-                    match self.shared.limiter.check(&()) {
-                        Ok(()) => self.state = RateState::Passed,
-                        Err(next) if Instant::now() + next <= *deadline => {
-                            turn.as_mut().reset(Instant::now() + next);
-                        }
-                        Err(next) => self.state = RateState::Rejected(self.shared.rejected(next)),
+                    match self.shared.turn(&(), *deadline) {
+                        Turn::Now => self.state = RateState::Passed,
+                        Turn::At(at) => turn.as_mut().reset(at),
+                        Turn::Refused(error) => self.state = RateState::Rejected(error),
                     }
                 }
             }
@@ -185,11 +184,16 @@ impl Rate {
         match std::mem::replace(&mut self.state, RateState::Idle) {
             RateState::Passed => Ok(()),
             RateState::Rejected(error) => Err(error),
-            RateState::Idle | RateState::Waiting { .. } => self
-                .shared
-                .limiter
-                .check(&())
-                .map_err(|turn| self.shared.rejected(turn)),
+            // `call` without `poll_ready`: a turn now, or none.
+            RateState::Idle | RateState::Waiting { .. } => {
+                match self.shared.turn(&(), Instant::now()) {
+                    Turn::Now => Ok(()),
+                    Turn::At(at) => Err(self
+                        .shared
+                        .refuse(at.saturating_duration_since(Instant::now()))),
+                    Turn::Refused(error) => Err(error),
+                }
+            }
         }
     }
 }
