@@ -349,6 +349,7 @@ async fn one_instance_twenty_times_slower_keeps_the_tail() {
     let healthy = FaultSettings {
         latency_ms: 10,
         error_rate: 0.0,
+        ..FaultSettings::default()
     };
     for instance in &instances {
         instance.faults().set(healthy);
@@ -367,6 +368,7 @@ async fn one_instance_twenty_times_slower_keeps_the_tail() {
     slow.faults().set(FaultSettings {
         latency_ms: 200,
         error_rate: 0.0,
+        ..FaultSettings::default()
     });
     let before = slow.faults().requests();
     let slowed = load(svc, Duration::from_millis(3000), Duration::ZERO).await;
@@ -401,6 +403,7 @@ async fn one_instance_failing_half_its_requests() {
     instances[2].faults().set(FaultSettings {
         latency_ms: 0,
         error_rate: 0.5,
+        ..FaultSettings::default()
     });
     let (attempts, log) = (Attempts::default(), Log::default());
     let svc = stack(config(), &instances, &attempts, &log, false);

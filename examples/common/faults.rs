@@ -1,9 +1,10 @@
-//! Fault injection for an instance: added latency and a share of 500s,
-//! set through an admin endpoint or in process. (Going down and coming
+//! Fault injection for an instance: added latency, a share of 500s and a
+//! cap on the requests it serves at once, set through an admin endpoint or
+//! in process. (Going down and coming
 //! back is the [`Instance`](super::instance::Instance)'s.)
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -20,6 +21,8 @@ pub(crate) struct Faults {
     /// Errors per thousand requests.
     error_permille: AtomicU32,
     requests: AtomicU64,
+    /// The requests served at once (the rest wait their turn), if capped.
+    capacity: Mutex<Option<(u32, Arc<tokio::sync::Semaphore>)>>,
     /// Asks the instance to go down for a while (see
     /// [`Instance`](super::instance::Instance)).
     pub(crate) down: tokio::sync::watch::Sender<Option<Duration>>,
@@ -40,6 +43,10 @@ pub(crate) struct FaultSettings {
     /// The share of requests answered with a 500, in [0, 1].
     #[serde(default)]
     pub(crate) error_rate: f64,
+    /// How many requests are served at once, each taking at least
+    /// `latency_ms`; the rest wait their turn, in order. 0: no cap.
+    #[serde(default)]
+    pub(crate) capacity: u32,
 }
 
 impl Faults {
@@ -48,12 +55,22 @@ impl Faults {
             .store(settings.latency_ms, Ordering::Relaxed);
         let permille = (settings.error_rate.clamp(0.0, 1.0) * 1000.0).round() as u32;
         self.error_permille.store(permille, Ordering::Relaxed);
+        // Requests holding a place under the old cap finish under it.
+        *self.capacity() = (settings.capacity > 0).then(|| {
+            let places = tokio::sync::Semaphore::new(settings.capacity as usize);
+            (settings.capacity, Arc::new(places))
+        });
+    }
+
+    fn capacity(&self) -> std::sync::MutexGuard<'_, Option<(u32, Arc<tokio::sync::Semaphore>)>> {
+        self.capacity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn get(&self) -> FaultSettings {
         FaultSettings {
             latency_ms: self.latency_ms.load(Ordering::Relaxed),
             error_rate: f64::from(self.error_permille.load(Ordering::Relaxed)) / 1000.0,
+            capacity: self.capacity().as_ref().map_or(0, |(cap, _)| *cap),
         }
     }
 
@@ -85,6 +102,12 @@ pub(crate) async fn inject(
     if request.uri().path() == "/metrics" {
         return next.run(request).await;
     }
+    let places = faults.capacity().as_ref().map(|(_, places)| places.clone());
+    // Held until the answer is made: a place among the requests served.
+    let _place = match places {
+        Some(places) => places.acquire_owned().await.ok(),
+        None => None,
+    };
     let latency = faults.latency_ms.load(Ordering::Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -97,7 +120,7 @@ pub(crate) async fn inject(
 
 /// The admin routes, for the admin listener only: `GET /admin/faults`
 /// reads the faults, `POST /admin/faults` with
-/// `{"latency_ms": 200, "error_rate": 0.5}` sets them, and
+/// `{"latency_ms": 200, "error_rate": 0.5, "capacity": 4}` sets them, and
 /// `POST /admin/down` with `{"seconds": 5}` takes the instance down (its
 /// public port closed, its connections dropped) and brings it back after
 /// that long.

@@ -63,10 +63,12 @@ pub(crate) async fn apply(
         Action::SlowUser(i) => users[i].faults().set(FaultSettings {
             latency_ms: 400,
             error_rate: 0.0,
+            ..FaultSettings::default()
         }),
         Action::FailingUser(i) => users[i].faults().set(FaultSettings {
             latency_ms: 0,
             error_rate: 0.5,
+            ..FaultSettings::default()
         }),
         Action::KillOrder(i) => orders[i].kill(),
         Action::HealAll => {
