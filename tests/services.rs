@@ -18,7 +18,7 @@ use tower_bulwark::event::Events;
 
 use common::db::{Db, TemporaryDb};
 use common::faults::FaultSettings;
-use common::gateway::{CACHE_HEADER, Gateway};
+use common::gateway::{CACHE_HEADER, Gateway, SHED_HEADER};
 use common::instance::Instance;
 use common::orders::DEPENDENCY_HEADER;
 
@@ -83,6 +83,12 @@ impl System {
         let response = request.send().await.unwrap();
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         (status, headers, response.text().await.unwrap())
+    }
+
+    /// The status of a `GET` of `path`, and whether the gateway shed it.
+    async fn get_answer(&self, path: String) -> (u16, bool) {
+        let (status, headers, _) = self.get(&path).await;
+        (status, headers.contains_key(SHED_HEADER))
     }
 
     async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
@@ -175,12 +181,58 @@ async fn the_user_service_down_fails_new_orders_only_and_not_the_order_service()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_service_offered_more_than_it_serves_is_shed_at_the_gateway_not_timed_out() {
+    let system = System::start().await;
+    // Each user instance serves two requests at once, 20 ms each: the
+    // gateway's first limit (20 calls) waits 100 ms at most, well within
+    // its 250 ms timeout; 200 at once would wait 1 s.
+    for instance in &system.users {
+        instance.faults().set(FaultSettings {
+            latency_ms: 20,
+            capacity: 2,
+            ..FaultSettings::default()
+        });
+    }
+    let served = || {
+        system
+            .users
+            .iter()
+            .map(|u| u.faults().requests())
+            .sum::<u64>()
+    };
+    let before = served();
+    // Users nobody has: none in the cache, each one for the user service.
+    let answers = futures::future::join_all(
+        (0..200).map(|i| system.get_answer(format!("/users/{}", 1_000_000 + i))),
+    )
+    .await;
+    let count = |f: &dyn Fn(&(u16, bool)) -> bool| answers.iter().filter(|a| f(a)).count();
+    let (served_404, shed, timed_out) = (
+        count(&|(status, _)| *status == 404),
+        count(&|(status, shed)| *status == 503 && *shed),
+        count(&|(status, _)| *status == 504),
+    );
+    assert_eq!(timed_out, 0, "{answers:?}");
+    assert!(shed > 0, "{answers:?}");
+    assert_eq!(
+        served_404 + shed,
+        200,
+        "every request a 404 or shed: {answers:?}"
+    );
+    // The ones let through reached the service, and only once each.
+    assert_eq!(served() - before, served_404 as u64);
+    // A shed call says nothing of the service: its breaker stays closed.
+    assert_eq!(system.gateway.users_breaker.state(), CircuitState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_retries_a_write_only_with_an_idempotency_key() {
     let system = System::start().await;
     for instance in &system.orders {
         instance.faults().set(FaultSettings {
             latency_ms: 0,
             error_rate: 1.0,
+            ..FaultSettings::default()
         });
     }
     let requests = || {

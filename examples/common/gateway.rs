@@ -1,14 +1,17 @@
 //! The gateway: `/users…` and `/orders…` to several instances of each
 //! service, each through a `ResilienceLayer` (balancing with outlier
 //! ejection, a circuit breaker, a timeout per attempt, budgeted retries of
-//! idempotent requests, and a cache for reads that answers with the last
-//! good answer while the service fails).
+//! idempotent requests, a concurrency limit learned from latency, and a
+//! cache for reads that answers with the last good answer while the
+//! service fails).
 //!
 //! The users stack has a fallback: while its breaker is open, a read of a
 //! user nobody has cached gets a degraded answer (`"degraded": true`,
 //! header `x-bulwark-fallback`). The orders stack has none: while its
 //! breaker is open, callers get a 503 with `Retry-After`. A timeout is a
-//! 504; no endpoint available, a 503.
+//! 504; no endpoint available, a 503. A call past the learned limit is
+//! turned away at once with a 503 (header `x-bulwark-shed`), and a read
+//! with an entry in the cache gets that entry instead.
 //!
 //! The cache keeps at most 64 MiB (weighed by key and body), keyed by a
 //! route's path and the query parameters it reads, and stores 2xx answers
@@ -30,11 +33,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tower::{BoxError, Service, ServiceExt, service_fn};
+use tower_bulwark::adaptive::AdaptiveConfig;
 use tower_bulwark::balance::{BalanceConfig, OutlierDetection};
 use tower_bulwark::cache::{CacheConfig, CacheStatus};
 use tower_bulwark::circuit_breaker::{
     CircuitBreakerConfig, CircuitBreakerHandle, OpenDuration, SlidingWindow,
 };
+use tower_bulwark::error::ErrorKind;
 use tower_bulwark::event::Events;
 use tower_bulwark::retry::RetryConfig;
 use tower_bulwark::stack::{ResilienceConfig, ResilienceLayer};
@@ -49,6 +54,9 @@ pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 /// The header that says where a response came from in the cache: `hit`,
 /// `miss`, `stale` or `coalesced`.
 pub(crate) const CACHE_HEADER: &str = "x-bulwark-cache";
+/// The header that says the gateway turned a request away at once, its
+/// upstream having more calls under way than it can serve.
+pub(crate) const SHED_HEADER: &str = "x-bulwark-shed";
 
 /// How the gateway judges its upstreams' answers: as the HTTP classifier
 /// does, except that a 503 an instance gives because a dependency of its
@@ -71,6 +79,10 @@ impl<E> Classify<UpstreamResponse, E> for UpstreamClassifier {
 /// One upstream service as the gateway sees it.
 pub(crate) type Upstream =
     BalancedService<String, HttpClient, Request, UpstreamClassifier, String, Http>;
+
+/// The stack an upstream is built with, which its breaker and its
+/// concurrency limit are read from.
+type UpstreamLayer = ResilienceLayer<Request, UpstreamResponse, UpstreamClassifier, String, Http>;
 
 /// The most bytes the gateway's cache keeps, per upstream.
 pub(crate) const CACHE_BYTES: u64 = 64 << 20;
@@ -128,6 +140,7 @@ pub(crate) struct Gateway {
     pub(crate) orders: Upstream,
     pub(crate) users_breaker: CircuitBreakerHandle,
     pub(crate) orders_breaker: CircuitBreakerHandle,
+    layers: Arc<[UpstreamLayer; 2]>,
 }
 
 /// The stack configuration both upstreams use; `service` names it.
@@ -166,6 +179,10 @@ pub(crate) fn config(service: &str) -> ResilienceConfig {
                 // A few fixed instances: a series each for the dashboard.
                 .endpoint_metrics(true),
         )
+        // The calls under way at once, learned from latency: past it, a
+        // call is turned away at once (503) instead of waiting in a queue
+        // it would leave by its timeout.
+        .adaptive_concurrency(AdaptiveConfig::default())
 }
 
 /// The users fallback: a degraded user for a read, a 503 otherwise.
@@ -239,7 +256,7 @@ impl Gateway {
             .fallback(service_fn(users_fallback))
             .build()?;
         let orders_layer = stack("orders").build()?;
-        let breaker = |layer: &ResilienceLayer<_, _, _, _, _>| {
+        let breaker = |layer: &UpstreamLayer| {
             layer
                 .circuit_breaker()
                 .ok_or_else(|| BoxError::from("the gateway's stacks have a breaker"))
@@ -249,7 +266,15 @@ impl Gateway {
             orders_breaker: breaker(&orders_layer)?,
             users: users_layer.balance(endpoints(users))?,
             orders: orders_layer.balance(endpoints(orders))?,
+            layers: Arc::new([users_layer, orders_layer]),
         })
+    }
+
+    /// The concurrency limits learned now for the users and the orders.
+    pub(crate) fn concurrency_limits(&self) -> [usize; 2] {
+        self.layers
+            .each_ref()
+            .map(|layer| layer.concurrency_limit().unwrap_or(usize::MAX))
     }
 
     /// The gateway's routes.
@@ -427,9 +452,18 @@ pub(crate) async fn refuse_dot_segments(
 }
 
 /// The crate's errors as the crate maps them (`CircuitOpen`: 503 with
-/// `Retry-After`; `Elapsed`: 504; no endpoint: 503); anything else a 502
-/// that names no upstream address.
+/// `Retry-After`; `Elapsed`: 504; no endpoint: 503; `Overloaded`: 503,
+/// with [`SHED_HEADER`]); anything else a 502 that names no upstream
+/// address.
 pub(crate) fn error_response(error: &BoxError) -> Response {
-    tower_bulwark::error::http_response::<Body>(&**error)
-        .unwrap_or_else(|| (StatusCode::BAD_GATEWAY, "bad gateway").into_response())
+    let Some(kind) = ErrorKind::of(&**error) else {
+        return (StatusCode::BAD_GATEWAY, "bad gateway").into_response();
+    };
+    let mut response = kind.http_response::<Body>();
+    if let ErrorKind::Overloaded { .. } = kind {
+        response
+            .headers_mut()
+            .insert(SHED_HEADER, HeaderValue::from_static("overloaded"));
+    }
+    response
 }
