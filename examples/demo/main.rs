@@ -15,12 +15,14 @@
 //!
 //! | when | fault | what should happen |
 //! |---|---|---|
-//! | 12 % | user-2 answers 400 ms late | peak EWMA sends it almost nothing; the tail stays short |
-//! | 25 % | user-3 fails half its requests | retries hide the failures; outlier detection ejects it |
-//! | 38 % | order-1 is killed | its connections reset; it is ejected, no request is lost |
-//! | 50 % | all healed, order-1 back | the ejected return on probation and take traffic again |
-//! | 62 % | every user instance down | the users breaker opens; reads are answered stale or by the fallback; new orders get 503 with `Retry-After`, and the orders breaker stays closed |
-//! | 80 % | the user service is back | a probe closes the breaker; everything succeeds again |
+//! | 10 % | user-2 answers 400 ms late | peak EWMA sends it almost nothing; the tail stays short |
+//! | 20 % | user-3 fails half its requests | retries hide the failures; outlier detection ejects it |
+//! | 30 % | order-1 is killed | its connections reset; it is ejected, no request is lost |
+//! | 40 % | all healed, order-1 back | the ejected return on probation and take traffic again |
+//! | 50 % | every user instance down | the users breaker opens; reads are answered stale or by the fallback; new orders get 503 with `Retry-After`, and the orders breaker stays closed |
+//! | 64 % | the user service is back | a probe closes the breaker; everything succeeds again |
+//! | 76 % | the user service serves 150 requests a second, and a surge asks 600 of it | the gateway's learned concurrency limit falls; what it cannot serve is shed at once (503, or the cached answer) instead of waiting for its timeout, and the breaker stays closed |
+//! | 90 % | the overload is over | the limit grows back; everything succeeds again |
 //!
 //! It exits with an error if any request went unanswered (no response and
 //! no error within 15 s), which is what CI checks. The instances and
@@ -48,7 +50,7 @@ use tower_bulwark::event::Events;
 use common::db::TemporaryDb;
 use events::EventLog;
 use system::System;
-use traffic::Stats;
+use traffic::Traffic;
 use view::{Frame, View};
 
 /// tower-bulwark's demo: a gateway in front of user and order services
@@ -87,16 +89,9 @@ async fn main() -> Result<(), BoxError> {
     log.set_names(system.names());
     println!("{}", system.describe(flags.clients, duration));
 
-    let stats = Stats::default();
     let start = Instant::now();
-    let deadline = start + duration;
-    let clients = traffic::start(
-        flags.clients,
-        &system.client,
-        &system.gateway_url,
-        &stats,
-        deadline,
-    );
+    let traffic = Traffic::new(&system.client, &system.gateway_url, start + duration);
+    traffic.clients(flags.clients);
 
     // Once a second: the script's next steps, then a frame of the view.
     let (script, mut phase) = match flags.no_faults {
@@ -107,31 +102,31 @@ async fn main() -> Result<(), BoxError> {
     let view = View::start(duration);
     let mut ticker =
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    while Instant::now() < deadline {
+    while start.elapsed() < duration {
         ticker.tick().await;
         let elapsed = start.elapsed();
         while let Some(step) = steps.next_if(|step| step.at <= elapsed) {
             phase = step.label;
             log.note(format!("fault script: {}", step.label));
-            if let Some(problem) = script::apply(step.action, &system.users, &system.orders).await {
+            let problem = script::apply(step.action, &system.users, &system.orders, &traffic).await;
+            if let Some(problem) = problem {
                 log.note(problem);
             }
         }
         view.show(Frame {
             elapsed,
             phase: phase.to_owned(),
-            window: stats.take_window(),
+            window: traffic.stats.take_window(),
             breakers: system.breakers(),
+            limits: system.limits(),
             ejected: log.ejected().join(", "),
             lines: log.take_pending(),
         });
     }
-    for client in clients {
-        client.await?;
-    }
+    traffic.finish().await?;
     view.finish();
 
-    let totals = stats.totals();
+    let totals = traffic.stats.totals();
     metrics.run_upkeep();
     println!("\n== summary after {:.0?}", start.elapsed());
     for line in summary::lines(&totals, &metrics.render(), &log.transitions()) {

@@ -10,7 +10,8 @@ fn metric_sum(text: &str, name: &str) -> f64 {
                 .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // From +0: an empty sum of floats is -0.
+        .fold(0.0, |sum, value| sum + value)
 }
 
 /// The summary of a run, one figure a line, each with its definition.
@@ -50,7 +51,12 @@ pub(crate) fn lines(totals: &Totals, metrics: &str, transitions: &[String]) -> V
             share(t.fallback)
         ),
         format!(
-            "  failed      {:>8}  {}  a 5xx, or the connection failed",
+            "  shed        {:>8}  {}  a 503 at once: the service at its limit",
+            t.shed,
+            share(t.shed)
+        ),
+        format!(
+            "  failed      {:>8}  {}  another 5xx, or the connection failed",
             t.failed,
             share(t.failed)
         ),
@@ -77,6 +83,10 @@ pub(crate) fn lines(totals: &Totals, metrics: &str, transitions: &[String]) -> V
             "bulwark_circuit_rejected_total",
         ),
         ("endpoints ejected", "bulwark_balance_ejections_total"),
+        (
+            "calls shed by a concurrency limit",
+            "bulwark_admission_rejected_total",
+        ),
     ] {
         lines.push(format!("  {name:<34} {:>8}", metric_sum(metrics, metric)));
     }

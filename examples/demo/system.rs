@@ -96,6 +96,12 @@ impl System {
             self.gateway.orders_breaker.state()
         )
     }
+
+    /// The concurrency limits the gateway has learned, as one line.
+    pub(crate) fn limits(&self) -> String {
+        let [users, orders] = self.gateway.concurrency_limits();
+        format!("users {users}, orders {orders}")
+    }
 }
 
 impl Drop for System {

@@ -20,6 +20,8 @@ pub(crate) struct Frame {
     pub(crate) phase: String,
     pub(crate) window: Window,
     pub(crate) breakers: String,
+    /// The concurrency limits the gateway has learned.
+    pub(crate) limits: String,
     pub(crate) ejected: String,
     pub(crate) lines: Vec<String>,
 }
@@ -83,6 +85,7 @@ fn draw_on_terminal(total: Duration, frames: mpsc::Receiver<Frame>) {
     let traffic = line("{wide_msg}");
     let answers = line("{wide_msg}");
     let breakers = line("{wide_msg}");
+    let limits = line("{wide_msg}");
     let ejected = line("{wide_msg}");
     for frame in frames {
         for text in &frame.lines {
@@ -100,13 +103,14 @@ fn draw_on_terminal(total: Duration, frames: mpsc::Receiver<Frame>) {
             w.p99
         ));
         answers.set_message(format!(
-            "stale {:>5}  fallback {:>5}  failed {:>5}",
-            w.stale, w.fallback, w.failed
+            "stale {:>5}  fallback {:>5}  shed {:>5}  failed {:>5}",
+            w.stale, w.fallback, w.shed, w.failed
         ));
         breakers.set_message(format!("breakers: {}", frame.breakers));
+        limits.set_message(format!("concurrency limits: {}", frame.limits));
         ejected.set_message(format!("ejected: {}", or_none(&frame.ejected)));
     }
-    for bar in [progress, traffic, answers, breakers, ejected] {
+    for bar in [progress, traffic, answers, breakers, limits, ejected] {
         bar.finish_and_clear();
     }
 }
@@ -124,7 +128,7 @@ fn draw_lines(frames: mpsc::Receiver<Frame>) {
         }
         let _ = writeln!(
             out,
-            "{:>3}s  req/s {:>6}  good {:>6.2} %  p50 {:>7.1?}  p99 {:>7.1?}  stale {:>4}  fallback {:>4}  failed {:>4}  breakers: {}  ejected: {}  [{}]",
+            "{:>3}s  req/s {:>6}  good {:>6.2} %  p50 {:>7.1?}  p99 {:>7.1?}  stale {:>4}  fallback {:>4}  shed {:>4}  failed {:>4}  breakers: {}  limits: {}  ejected: {}  [{}]",
             frame.elapsed.as_secs(),
             w.requests,
             w.good_percent(),
@@ -132,8 +136,10 @@ fn draw_lines(frames: mpsc::Receiver<Frame>) {
             w.p99,
             w.stale,
             w.fallback,
+            w.shed,
             w.failed,
             frame.breakers,
+            frame.limits,
             or_none(&frame.ejected),
             frame.phase,
         );
