@@ -35,6 +35,8 @@ async fn fails_with_towers_elapsed_exactly_at_the_deadline() {
     assert_ready_ok!(svc.poll_ready());
     let mut response = tokio_test::task::spawn(svc.call(()));
     let _pending = handle.next_request().await.unwrap();
+    // The deadline runs from the first poll that has to wait.
+    assert_pending!(response.poll());
 
     tokio::time::advance(DEADLINE - Duration::from_nanos(1)).await;
     assert_pending!(response.poll());

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -15,7 +16,9 @@ pin_project! {
     /// Response future of [`Timeout`](super::Timeout).
     ///
     /// Resolves to the inner response, or, when the deadline passes first,
-    /// to what the fallback makes of it: [`Elapsed`] without one, the
+    /// to what the fallback makes of it. The deadline runs from the first
+    /// poll at which the inner future has to wait: an answer that is there
+    /// at once costs no clock read and no timer. Then: [`Elapsed`] without one, the
     /// fallback service's answer, or the answer
     /// [`Respond`](crate::server::Respond) gives. Once the deadline has
     /// passed and the fallback has been called, the inner future is
@@ -38,8 +41,10 @@ pin_project! {
         Waiting {
             #[pin]
             response: Fut,
+            // Made the first time the response is not there.
             #[pin]
-            sleep: Sleep,
+            sleep: Option<Sleep>,
+            timeout: Duration,
             // The fallback and what it kept of the request, taken when it
             // is called.
             fallback: Option<(Fb, Fb::Kept)>,
@@ -60,11 +65,12 @@ impl<Fut, Fb, Req, Res, E> ResponseFuture<Fut, Fb, Req, Res, E>
 where
     Fb: DeferredFallback<Req, Res, E>,
 {
-    pub(super) fn new(response: Fut, sleep: Sleep, fallback: (Fb, Fb::Kept)) -> Self {
+    pub(super) fn new(response: Fut, timeout: Duration, fallback: (Fb, Fb::Kept)) -> Self {
         ResponseFuture {
             state: State::Waiting {
                 response,
-                sleep,
+                sleep: None,
+                timeout,
                 fallback: Some(fallback),
             },
         }
@@ -115,9 +121,17 @@ where
     loop {
         match state.as_mut().project() {
             StateProj::Waiting {
-                sleep, fallback, ..
+                mut sleep,
+                timeout,
+                fallback,
+                ..
             } => {
-                ready!(sleep.poll(cx));
+                if sleep.is_none() {
+                    sleep.set(Some(tokio::time::sleep(*timeout)));
+                }
+                if let Some(sleep) = sleep.as_pin_mut() {
+                    ready!(sleep.poll(cx));
+                }
                 if let Some((service, _)) = fallback.as_mut() {
                     ready!(service.poll_ready(cx))?;
                 }

@@ -7,7 +7,11 @@
 //! [`CircuitBreaker`](crate::circuit_breaker::CircuitBreaker) so that
 //! timeouts count as failures there (the order the crate docs recommend).
 //!
-//! A call allocates nothing: the timer is part of the response future.
+//! A call allocates nothing: the timer is part of the response future. It
+//! starts the first time the response future has to wait, not in `call`:
+//! an answer that is there at once costs no clock read and no timer (a
+//! read of the clock costs more than the rest of the layer), and the time
+//! of that first poll, which no timer can interrupt, is not counted.
 //!
 //! # Readiness
 //!
@@ -223,7 +227,6 @@ where
             return ResponseFuture::expired(self.fallback.take(req));
         }
         let fallback = self.fallback.keep(&req);
-        let sleep = tokio::time::sleep(self.timeout);
-        ResponseFuture::new(self.inner.call(req), sleep, fallback)
+        ResponseFuture::new(self.inner.call(req), self.timeout, fallback)
     }
 }
