@@ -206,6 +206,7 @@ pub mod cache;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
+mod clock;
 mod config;
 #[cfg(feature = "serde")]
 mod de;

@@ -31,7 +31,7 @@ impl Call {
     #[inline]
     pub(crate) fn new(place: Place<Learner>) -> Self {
         let places = place.places();
-        let start = places.extra.times().then(Instant::now);
+        let start = places.extra.times().then(crate::clock::now);
         let in_flight = places.in_flight();
         Call {
             taken: Some(Taken {

@@ -124,7 +124,7 @@ impl Learner {
             // An untimed call that went well: nothing to learn.
             return;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         let samples = match (sample, start) {
             (Sample::Latency, None) => return,
             (Sample::Latency, Some(start)) => {

@@ -137,7 +137,7 @@ impl<K, S> Endpoint<K, S> {
     #[inline]
     pub(crate) fn admit(&self) -> Permit {
         match &self.breaker {
-            Some(breaker) => breaker.acquire(Instant::now),
+            Some(breaker) => breaker.acquire(crate::clock::now),
             None => Permit::Untracked,
         }
     }
@@ -165,7 +165,7 @@ impl<K, S> Endpoint<K, S> {
     #[inline]
     pub(crate) fn standing(&self) -> Standing {
         match &self.breaker {
-            Some(breaker) => breaker.standing(Instant::now),
+            Some(breaker) => breaker.standing(crate::clock::now),
             None => Standing::Admits,
         }
     }
@@ -202,7 +202,7 @@ impl<K, S> Endpoint<K, S> {
     /// estimate afresh: what it did before it was ejected says nothing of
     /// it now.
     fn observe_since(&self, sent_at: u64, outcome: Observed) {
-        let now = nanos_since(self.telemetry.base, Instant::now());
+        let now = nanos_since(self.telemetry.base, crate::clock::now());
         let mut rtt = now.saturating_sub(sent_at) as f64;
         let (decay, default_rtt) = (self.telemetry.decay, self.telemetry.default_rtt);
         match outcome {

@@ -7,7 +7,6 @@ use std::task::{Context, Poll, Waker};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-use tokio::time::Instant;
 use tower::discover::{Change, Discover};
 use tower_service::Service;
 
@@ -641,7 +640,8 @@ where
                     }
                     match strategy {
                         Strategy::P2cPeakEwma { .. } => {
-                            let at = *now.get_or_insert_with(|| nanos_since(base, Instant::now()));
+                            let at =
+                                *now.get_or_insert_with(|| nanos_since(base, crate::clock::now()));
                             // In nanoseconds as `f64`, converted once when
                             // built: a `u128` conversion per pick costs more
                             // than the rest of the cost.
@@ -673,7 +673,7 @@ where
                 Strategy::P2cPeakEwma { .. } => {
                     ticket.count_pending();
                     let base = self.shared.telemetry.base;
-                    ticket.measure(now.unwrap_or_else(|| nanos_since(base, Instant::now())));
+                    ticket.measure(now.unwrap_or_else(|| nanos_since(base, crate::clock::now())));
                 }
                 _ => {}
             }

@@ -126,7 +126,7 @@ where
         let Some(entry) = self.entries.get(key) else {
             return (None, None);
         };
-        let age = Instant::now().saturating_duration_since(entry.stored_at);
+        let age = crate::clock::now().saturating_duration_since(entry.stored_at);
         if age < self.settings.ttl {
             (Some(entry.response), None)
         } else if age
@@ -146,7 +146,7 @@ where
             key,
             Entry {
                 response,
-                stored_at: Instant::now(),
+                stored_at: crate::clock::now(),
             },
         );
         self.metrics.entries.set(self.entries.entry_count() as f64);

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -121,7 +120,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = self.breakers.of(&self.keyer, &req);
-        match breaker.acquire(Instant::now) {
+        match breaker.acquire(crate::clock::now) {
             permit @ Permit::Rejected { .. } => {
                 let retry_after = permit.retry_after();
                 breaker.on_rejected(retry_after);
@@ -133,7 +132,7 @@ where
                 ResponseFuture::rejected(self.fallback.call(req, CircuitOpen::new(retry_after)))
             }
             permit => {
-                let start = breaker.times_calls().then(Instant::now);
+                let start = breaker.times_calls().then(crate::clock::now);
                 let call = Call::new(Reservation::holding(breaker, permit), start);
                 ResponseFuture::called(self.inner.call(req), self.classifier.clone(), call)
             }

@@ -100,7 +100,7 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let Reservation { breaker, permit } = &mut self.reservation;
-        let permit = *permit.get_or_insert_with(|| breaker.acquire(Instant::now));
+        let permit = *permit.get_or_insert_with(|| breaker.acquire(crate::clock::now));
         let ready = match permit {
             Permit::Rejected { .. } => self.fallback.poll_ready(cx),
             _ => self.inner.poll_ready(cx).map_err(F::inner),
@@ -120,7 +120,7 @@ where
             .reservation
             .permit
             .take()
-            .unwrap_or_else(|| breaker.acquire(Instant::now));
+            .unwrap_or_else(|| breaker.acquire(crate::clock::now));
         match permit {
             permit @ Permit::Rejected { .. } => {
                 let retry_after = permit.retry_after();
@@ -128,7 +128,7 @@ where
                 ResponseFuture::rejected(self.fallback.call(req, CircuitOpen::new(retry_after)))
             }
             permit => {
-                let start = breaker.times_calls().then(Instant::now);
+                let start = breaker.times_calls().then(crate::clock::now);
                 let mut reservation = Reservation::new(breaker.clone());
                 reservation.permit = Some(permit);
                 ResponseFuture::called(
@@ -177,7 +177,7 @@ impl Reservation {
     #[inline]
     fn complete(&mut self, outcome: Outcome, start: Option<Instant>) {
         if let Some(permit) = self.permit.take() {
-            let now = self.breaker.needs_clock().then(Instant::now);
+            let now = self.breaker.needs_clock().then(crate::clock::now);
             let elapsed = start
                 .zip(now)
                 .map(|(start, now)| now.saturating_duration_since(start));

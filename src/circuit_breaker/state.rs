@@ -401,7 +401,7 @@ impl Breaker {
         let now_nanos = match (self.window.needs_clock(), now) {
             (false, _) => 0,
             (true, Some(at)) => self.nanos(at),
-            (true, None) => self.nanos(Instant::now()),
+            (true, None) => self.nanos(crate::clock::now()),
         };
         self.window.record(outcome_bits(failure, slow), now_nanos);
         let consecutive = if failure {
@@ -511,7 +511,7 @@ impl Breaker {
             }
         }
         let epoch = generation(current) + 1;
-        let now = now.unwrap_or_else(Instant::now);
+        let now = now.unwrap_or_else(crate::clock::now);
         match to {
             CircuitState::Open => {
                 let remembered = trips.closed_at.is_some_and(|at| {

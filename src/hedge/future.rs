@@ -103,7 +103,10 @@ where
         let shared = &**this.shared;
         if let FirstProj::Running { future } = this.first.as_mut().project() {
             if let Poll::Ready(result) = future.poll(cx) {
-                shared.core.histogram.record(this.started.elapsed());
+                shared
+                    .core
+                    .histogram
+                    .record(crate::clock::now().saturating_duration_since(*this.started));
                 let sent = matches!(
                     &*this.second,
                     Second::Readying { .. } | Second::Running { .. }
@@ -152,7 +155,7 @@ where
                                 let future = service.call(request);
                                 this.second.set(Second::Running {
                                     future,
-                                    started: Instant::now(),
+                                    started: crate::clock::now(),
                                 });
                             }
                         }
@@ -160,7 +163,10 @@ where
                 }
                 SecondProj::Running { future, started } => {
                     let result = ready!(future.poll(cx));
-                    shared.core.histogram.record(started.elapsed());
+                    shared
+                        .core
+                        .histogram
+                        .record(crate::clock::now().saturating_duration_since(*started));
                     if shared.classifier.classify(result.as_ref()) != Outcome::Failure {
                         shared.core.won.increment(1);
                         return Poll::Ready(result);

@@ -63,7 +63,6 @@ mod layer;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
 use tower_service::Service;
 
 use self::config::Settings;
@@ -191,7 +190,7 @@ where
         let future = service.call(req);
         ResponseFuture::new(
             future,
-            Instant::now(),
+            crate::clock::now(),
             hedge.map(|(d, r)| (d, r, service)),
             shared.clone(),
         )

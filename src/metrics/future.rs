@@ -94,11 +94,14 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut result = ready!(this.inner.poll(cx));
-        this.call.class = L::class(result.as_ref());
-        crate::classify::record(&*this.classifier, &mut result, this.call);
-        Poll::Ready(result)
+        // The end of the call, as the layers beneath read it.
+        crate::clock::section(|| {
+            let this = self.project();
+            let mut result = ready!(this.inner.poll(cx));
+            this.call.class = L::class(result.as_ref());
+            crate::classify::record(&*this.classifier, &mut result, this.call);
+            Poll::Ready(result)
+        })
     }
 }
 

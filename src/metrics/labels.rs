@@ -197,7 +197,11 @@ impl Tally for RouteHandles {
         });
         handles.requests[outcome_index(outcome)].increment(1);
         if outcome.is_some() {
-            handles.duration.record(started.elapsed().as_secs_f64());
+            handles.duration.record(
+                crate::clock::now()
+                    .saturating_duration_since(started)
+                    .as_secs_f64(),
+            );
         }
     }
 }

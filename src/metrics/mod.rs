@@ -118,7 +118,11 @@ impl Handles {
     fn count(&self, outcome: Option<Outcome>, started: Instant) {
         self.requests[outcome_index(outcome)].increment(1);
         if outcome.is_some() {
-            self.duration.record(started.elapsed().as_secs_f64());
+            self.duration.record(
+                crate::clock::now()
+                    .saturating_duration_since(started)
+                    .as_secs_f64(),
+            );
         }
     }
 }
@@ -252,14 +256,17 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let tally = self.labels.tally(&req);
-        tally.started();
-        let started = Instant::now();
-        ResponseFuture::new(
-            self.inner.call(req),
-            tally,
-            self.classifier.clone(),
-            started,
-        )
+        // The layers beneath take the time from this call's one reading.
+        crate::clock::section(|| {
+            let tally = self.labels.tally(&req);
+            tally.started();
+            let started = crate::clock::now();
+            ResponseFuture::new(
+                self.inner.call(req),
+                tally,
+                self.classifier.clone(),
+                started,
+            )
+        })
     }
 }

@@ -42,7 +42,7 @@ impl<L> Shared<L> {
         match self.limiter.check(req) {
             Ok(()) => Turn::Now,
             Err(wait) => {
-                let at = Instant::now() + wait;
+                let at = crate::clock::now() + wait;
                 if at <= deadline {
                     Turn::At(at)
                 } else {
@@ -61,7 +61,7 @@ impl<L> Shared<L> {
     /// The deadline of a call that starts waiting now.
     #[inline]
     pub(crate) fn deadline(&self) -> Instant {
-        Instant::now() + self.max_wait
+        crate::clock::now() + self.max_wait
     }
 }
 

@@ -28,7 +28,7 @@ impl Clock for TokioClock {
 
     #[inline]
     fn now(&self) -> Nanos {
-        Nanos::from(self.base.elapsed())
+        Nanos::from(crate::clock::now().saturating_duration_since(self.base))
     }
 }
 

@@ -186,11 +186,11 @@ impl Rate {
             RateState::Rejected(error) => Err(error),
             // `call` without `poll_ready`: a turn now, or none.
             RateState::Idle | RateState::Waiting { .. } => {
-                match self.shared.turn(&(), Instant::now()) {
+                match self.shared.turn(&(), crate::clock::now()) {
                     Turn::Now => Ok(()),
                     Turn::At(at) => Err(self
                         .shared
-                        .refuse(at.saturating_duration_since(Instant::now()))),
+                        .refuse(at.saturating_duration_since(crate::clock::now()))),
                     Turn::Refused(error) => Err(error),
                 }
             }
