@@ -98,6 +98,7 @@
 //! ```
 
 mod config;
+mod decide;
 pub mod error;
 mod event;
 pub mod future;

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 #[cfg(feature = "balance")]
 pub(crate) use super::config::Gate;
 use super::config::{Settings, SlidingWindow};
+use super::decide::{self, ProbeWord, TripRules};
 use super::event::{CircuitEvent, CircuitState, TransitionReason};
 use super::window::{CountWindow, TimeWindow, Totals, Window, outcome_bits};
 use crate::classify::Outcome;
@@ -105,15 +106,6 @@ impl Permit {
             _ => None,
         }
     }
-}
-
-// The probe word: generation (low 32 bits) | successes (16) | in flight (16).
-const PROBE_GEN_SHIFT: u32 = 32;
-const PROBE_SUCCESS_SHIFT: u32 = 16;
-const PROBE_FIELD: u64 = 0xffff;
-
-fn probe_tag(epoch: u64) -> u64 {
-    (epoch & 0xffff_ffff) << PROBE_GEN_SHIFT
 }
 
 /// Figures of a breaker at one instant.
@@ -233,6 +225,7 @@ struct Trips {
 #[derive(Debug)]
 pub(crate) struct Breaker {
     settings: Settings,
+    rules: TripRules,
     base: Instant,
     word: AtomicU64,
     /// End of the open period, in nanoseconds since `base`.
@@ -257,6 +250,12 @@ impl Breaker {
             }
         };
         Breaker {
+            rules: TripRules {
+                minimum_calls: settings.minimum_calls,
+                failure_rate: settings.failure_rate,
+                slow_call_rate: settings.slow_call_duration.map(|_| settings.slow_call_rate),
+                consecutive_failures: settings.consecutive_failures,
+            },
             base: Instant::now(),
             word: AtomicU64::new(code(CircuitState::Closed)),
             open_until: AtomicU64::new(0),
@@ -325,10 +324,9 @@ impl Breaker {
                 }
                 CircuitState::Open => {
                     let at = now();
-                    let now_nanos = self.nanos(at);
                     let until = self.open_until.load(Acquire);
-                    if now_nanos < until {
-                        return Permit::rejected(Some(Duration::from_nanos(until - now_nanos)));
+                    if let Some(left) = decide::open_remaining(self.nanos(at), until) {
+                        return Permit::rejected(Some(left));
                     }
                     // Whoever wins moves the breaker to half-open; either way
                     // look again.
@@ -344,11 +342,12 @@ impl Breaker {
     }
 
     fn try_probe(&self, epoch: u64) -> bool {
-        let max = u64::from(self.settings.half_open_probes);
+        let slots = self.settings.half_open_probes;
         self.probes
             .fetch_update(AcqRel, Acquire, |w| {
-                (w & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(epoch) && w & PROBE_FIELD < max)
-                    .then_some(w + 1)
+                ProbeWord::from_bits(w)
+                    .admit(epoch, slots)
+                    .map(ProbeWord::bits)
             })
             .is_ok()
     }
@@ -413,66 +412,30 @@ impl Breaker {
             0
         };
         if (failure || slow) && decode(word) == CircuitState::Closed {
-            if let Some(reason) = self.trip_reason(consecutive, now_nanos) {
+            let totals = self.window.totals(now_nanos);
+            if let Some(reason) = decide::trip_reason(&self.rules, totals, consecutive) {
                 self.transition(Some(word), CircuitState::Open, reason, now);
             }
         }
     }
 
-    fn trip_reason(&self, consecutive: u64, now: u64) -> Option<TransitionReason> {
-        let s = &self.settings;
-        let Totals {
-            calls,
-            failures,
-            slow,
-        } = self.window.totals(now);
-        if calls >= s.minimum_calls {
-            // Dividing keeps exact ratios exact: 3 / 10 is the same f64 as 0.3.
-            if failures as f64 / calls as f64 >= s.failure_rate {
-                return Some(TransitionReason::FailureRate);
-            }
-            if s.slow_call_duration.is_some() && slow as f64 / calls as f64 >= s.slow_call_rate {
-                return Some(TransitionReason::SlowCallRate);
-            }
-        }
-        match s.consecutive_failures {
-            Some(limit) if consecutive >= u64::from(limit) => {
-                Some(TransitionReason::ConsecutiveFailures)
-            }
-            _ => None,
-        }
-    }
-
     fn finish_probe(&self, epoch: u64, outcome: Outcome, slow: bool, now: Option<Instant>) {
-        let success = outcome == Outcome::Success && !slow;
+        let failed = outcome == Outcome::Failure || slow;
+        let succeeded = outcome == Outcome::Success && !slow;
         let updated = self.probes.fetch_update(AcqRel, Acquire, |w| {
-            if w & !(u64::MAX >> PROBE_GEN_SHIFT) != probe_tag(epoch) || w & PROBE_FIELD == 0 {
-                return None;
-            }
-            Some(w - 1 + if success { 1 << PROBE_SUCCESS_SHIFT } else { 0 })
+            ProbeWord::from_bits(w)
+                .finish(epoch, succeeded)
+                .map(ProbeWord::bits)
         });
         let Ok(before) = updated else {
             // A probe of a round that is over.
             return;
         };
-        let half_open = (epoch << CODE_BITS) | code(CircuitState::HalfOpen);
-        if outcome == Outcome::Failure || slow {
-            self.transition(
-                Some(half_open),
-                CircuitState::Open,
-                TransitionReason::ProbeFailed,
-                now,
-            );
-        } else if success {
-            let successes = ((before >> PROBE_SUCCESS_SHIFT) & PROBE_FIELD) + 1;
-            if successes >= u64::from(self.settings.half_open_probes) {
-                self.transition(
-                    Some(half_open),
-                    CircuitState::Closed,
-                    TransitionReason::ProbesSucceeded,
-                    now,
-                );
-            }
+        let needed = self.settings.half_open_probes;
+        let decided = decide::after_probe(ProbeWord::from_bits(before), failed, succeeded, needed);
+        if let Some((to, reason)) = decided {
+            let half_open = (epoch << CODE_BITS) | code(CircuitState::HalfOpen);
+            self.transition(Some(half_open), to, reason, now);
         }
     }
 
@@ -514,14 +477,12 @@ impl Breaker {
         let now = now.unwrap_or_else(crate::clock::now);
         match to {
             CircuitState::Open => {
-                let remembered = trips.closed_at.is_some_and(|at| {
-                    now.saturating_duration_since(at) < self.settings.trip_memory
-                });
-                trips.in_a_row = if from == CircuitState::HalfOpen || remembered {
-                    trips.in_a_row.saturating_add(1)
-                } else {
-                    1
-                };
+                trips.in_a_row = decide::trips_in_a_row(
+                    trips.in_a_row,
+                    from,
+                    trips.closed_at.map(|at| now.saturating_duration_since(at)),
+                    self.settings.trip_memory,
+                );
                 let unit = if self.settings.open_duration.jitter_of() > 0.0 {
                     rand::random::<f64>()
                 } else {
@@ -532,7 +493,7 @@ impl Breaker {
                 self.open_until
                     .store(self.nanos(now).saturating_add(period), Relaxed);
             }
-            CircuitState::HalfOpen => self.probes.store(probe_tag(epoch), Relaxed),
+            CircuitState::HalfOpen => self.probes.store(ProbeWord::round(epoch).bits(), Relaxed),
             CircuitState::Closed | CircuitState::ForcedClosed => {
                 if to == CircuitState::Closed || from != CircuitState::Closed {
                     self.window.reset();
@@ -596,20 +557,18 @@ impl Breaker {
             }
             CircuitState::ForcedOpen => Standing::Rejects,
             CircuitState::HalfOpen => {
-                let probes = self.probes.load(Acquire);
-                let free = probes & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(generation(word))
-                    && probes & PROBE_FIELD < u64::from(self.settings.half_open_probes);
-                if free {
-                    Standing::ProbeDue
-                } else {
-                    Standing::Rejects
+                let probes = ProbeWord::from_bits(self.probes.load(Acquire));
+                let slots = self.settings.half_open_probes;
+                match probes.admit(generation(word), slots) {
+                    Some(_) => Standing::ProbeDue,
+                    None => Standing::Rejects,
                 }
             }
             CircuitState::Open => {
-                if self.nanos(now()) >= self.open_until.load(Acquire) {
-                    Standing::ProbeDue
-                } else {
-                    Standing::Rejects
+                let until = self.open_until.load(Acquire);
+                match decide::open_remaining(self.nanos(now()), until) {
+                    None => Standing::ProbeDue,
+                    Some(_) => Standing::Rejects,
                 }
             }
         }
@@ -647,14 +606,13 @@ impl Breaker {
                     .saturating_sub(self.nanos(now)),
             )
         });
-        let probes = self.probes.load(Acquire);
-        let probes_in_flight = if state == CircuitState::HalfOpen
-            && probes & !(u64::MAX >> PROBE_GEN_SHIFT) == probe_tag(generation(word))
-        {
-            u32::try_from(probes & PROBE_FIELD).unwrap_or(u32::MAX)
-        } else {
-            0
-        };
+        let probes = ProbeWord::from_bits(self.probes.load(Acquire));
+        let probes_in_flight =
+            if state == CircuitState::HalfOpen && probes.belongs_to(generation(word)) {
+                u32::try_from(probes.in_flight()).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
         CircuitSnapshot {
             state,
             calls,
