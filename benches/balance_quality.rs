@@ -21,7 +21,7 @@ fn main() {
     );
     println!(
         "{:<22} {:>8} {:>8} {:>8} {:>12} {:>16}",
-        "strategy", "p50", "p99", "p99.9", "to slow one", "share back after"
+        "strategy", "p50", "p99", "p99.9", "to slow one", "80 % share after"
     );
     for strategy in sim::strategies() {
         let report = sim::paused_runtime().block_on(sim::run(strategy));

@@ -203,8 +203,8 @@ pub(crate) fn five_ms() -> Duration {
 }
 
 #[cfg(feature = "balance")]
-pub(crate) fn one_second() -> Duration {
-    Duration::from_secs(1)
+pub(crate) fn peak_ewma_decay() -> Duration {
+    crate::balance::PEAK_EWMA_DECAY
 }
 
 fn two() -> f64 {

@@ -47,9 +47,14 @@ pub enum Strategy {
     /// follows faster ones with a time constant of `decay`. While an endpoint
     /// is not chosen its estimate decays towards zero with the same time
     /// constant, so a slow endpoint is tried again now and then (about every
-    /// `decay × ln(its estimate / the others' cost)`), and one that became
-    /// fast gets its share back. An endpoint with no answer yet is estimated
-    /// at `default_rtt`, and its first answer replaces that guess.
+    /// `decay × ln(its estimate / the others' cost)`: 0.65 s for one 25
+    /// times slower, with the default), and one that became fast gets its
+    /// share back within about as long. A failure counts as twice the
+    /// endpoint's estimate, so an endpoint that keeps failing is tried
+    /// again after longer and longer (up to `decay × ln(1024 × default_rtt
+    /// / the others' cost)`), where one that failed once is back soon. An
+    /// endpoint with no answer yet is estimated at `default_rtt`, and its
+    /// first answer replaces that guess.
     P2cPeakEwma {
         /// The estimate of an endpoint that has not answered yet. Default 5 ms.
         #[cfg_attr(
@@ -60,11 +65,11 @@ pub enum Strategy {
             )
         )]
         default_rtt: Duration,
-        /// The time constant of the moving average. Default 1 s.
+        /// The time constant of the moving average. Default 200 ms.
         #[cfg_attr(
             feature = "serde",
             serde(
-                default = "crate::de::one_second",
+                default = "crate::de::peak_ewma_decay",
                 deserialize_with = "crate::de::duration::deserialize"
             )
         )]
@@ -72,12 +77,19 @@ pub enum Strategy {
     },
 }
 
+/// Peak EWMA's default time constant: short enough that an endpoint 25
+/// times slower than the others is tried again within a second (and gets
+/// its share back within one once it is fast), long enough that it takes
+/// under 0.1 % of the calls while slow (`benches/balance_quality.rs`).
+pub(crate) const PEAK_EWMA_DECAY: Duration = Duration::from_millis(200);
+
 impl Strategy {
-    /// [`Strategy::P2cPeakEwma`] with its defaults: 5 ms prior, 1 s decay.
+    /// [`Strategy::P2cPeakEwma`] with its defaults: 5 ms prior, 200 ms
+    /// decay.
     pub fn peak_ewma() -> Self {
         Strategy::P2cPeakEwma {
             default_rtt: Duration::from_millis(5),
-            decay: Duration::from_secs(1),
+            decay: PEAK_EWMA_DECAY,
         }
     }
 

@@ -192,8 +192,9 @@ impl<K, S> Endpoint<K, S> {
     /// its outcome.
     ///
     /// A failed call is no answer: it counts as twice the endpoint's
-    /// estimate (or the default, before the first answer), up to 32 times
-    /// the default, when that is slower than the failure was. Without this,
+    /// estimate (or the default, before the first answer), up to
+    /// [`FAILURE_PENALTY_CAP`] times the default, when that is slower than
+    /// the failure was. Without this,
     /// an endpoint that fails fast would look the fastest of all and draw
     /// the calls, and their retries, that it fails; the cap keeps a
     /// recovered endpoint from being shunned for long.
@@ -208,8 +209,12 @@ impl<K, S> Endpoint<K, S> {
         match outcome {
             Observed::Answer => self.ewma.observe(rtt, now, decay),
             Observed::Failure => {
-                let estimate = self.ewma.estimate(now, default_rtt, decay);
-                let penalty = (2.0 * estimate.max(default_rtt)).min(32.0 * default_rtt);
+                // Twice the estimate as it stands, not as it has decayed
+                // since: failures in a row double it each time, so that an
+                // endpoint that keeps failing is tried after longer and
+                // longer, where one that failed once is back soon.
+                let penalty = (2.0 * self.ewma.stored().max(default_rtt))
+                    .min(FAILURE_PENALTY_CAP * default_rtt);
                 rtt = rtt.max(penalty);
                 self.ewma.observe(rtt, now, decay);
             }
@@ -245,6 +250,11 @@ pub(crate) struct EndpointSnapshot<'a, K> {
     pub(crate) ejected: bool,
     pub(crate) healthy: bool,
 }
+
+/// The most a failure counts for, in units of the prior: an endpoint
+/// that kept failing is tried again within `decay × ln(1024 × prior / the
+/// others' cost)` (1.1 s with the defaults and others at 20 ms).
+const FAILURE_PENALTY_CAP: f64 = 1024.0;
 
 /// A peak-sensitive moving average of response times, lock-free.
 ///
@@ -282,6 +292,12 @@ impl PeakEwma {
         } else {
             estimate * self.decay_factor(now, decay)
         }
+    }
+
+    /// The estimate as last updated, not decayed; 0 before the first
+    /// answer.
+    fn stored(&self) -> f64 {
+        f64::from_bits(self.estimate.load(Relaxed))
     }
 
     /// Forgets the estimate and starts again from `rtt`.

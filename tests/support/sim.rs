@@ -31,7 +31,7 @@ pub(crate) struct Report {
     /// Share of the requests sent to the slow endpoint.
     pub(crate) slow_share: f64,
     /// After the slow endpoint turns fast: how long until it gets at least
-    /// half its fair share in a 250 ms window, and every later window.
+    /// 80 % of its fair share in a 250 ms window, and in every later window.
     pub(crate) recovered_after: Option<Duration>,
 }
 
@@ -139,7 +139,7 @@ pub(crate) async fn run(strategy: Strategy) -> Report {
     }
     let fair = 1.0 / ENDPOINTS as f64;
     let recovered_after = (0..windows as usize)
-        .find(|&i| shares[i..].iter().all(|&s| s >= fair / 2.0))
+        .find(|&i| shares[i..].iter().all(|&s| s >= fair * 0.8))
         .map(|i| window * i as u32);
 
     Report {
