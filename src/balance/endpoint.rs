@@ -204,6 +204,7 @@ impl<K, S> Endpoint<K, S> {
     /// it now.
     fn observe_since(&self, sent_at: u64, outcome: Observed) {
         let now = nanos_since(self.telemetry.base, crate::clock::now());
+        self.telemetry.note_time(now);
         let mut rtt = now.saturating_sub(sent_at) as f64;
         let (decay, default_rtt) = (self.telemetry.decay, self.telemetry.default_rtt);
         match outcome {
@@ -346,8 +347,10 @@ pub(crate) struct Ticket<K, S> {
     /// (consistent hashing's load bound).
     counts_total: bool,
     in_flight: bool,
+    /// Whether the response time is measured (peak EWMA).
+    timed: bool,
     /// When the request was sent, in nanoseconds since the balancer's base,
-    /// when response times are measured (peak EWMA); 0 otherwise.
+    /// when it is timed; 0 otherwise.
     sent_at: u64,
 }
 
@@ -359,6 +362,7 @@ impl<K, S> Ticket<K, S> {
             counts_pending: false,
             counts_total: false,
             in_flight: false,
+            timed: false,
             sent_at: 0,
         }
     }
@@ -377,11 +381,9 @@ impl<K, S> Ticket<K, S> {
         self.counts_total = true;
     }
 
-    /// Measures this call's response time from `sent_at`.
-    pub(crate) fn measure(&mut self, sent_at: u64) {
-        // Zero means "not measured"; a call at the very base instant is
-        // measured from a nanosecond later.
-        self.sent_at = sent_at.max(1);
+    /// Measures this call's response time, from when it is sent.
+    pub(crate) fn measure(&mut self) {
+        self.timed = true;
     }
 
     /// The request is being sent.
@@ -395,6 +397,16 @@ impl<K, S> Ticket<K, S> {
         }
         self.endpoint.requests.increment(1);
         self.in_flight = true;
+        if self.timed {
+            // In `call`, where a Metrics layer above has read the clock
+            // already (see `crate::clock`).
+            let telemetry = &self.endpoint.telemetry;
+            let at = nanos_since(telemetry.base, crate::clock::now());
+            telemetry.note_time(at);
+            // Zero means "not measured"; a call at the very base instant
+            // is measured from a nanosecond later.
+            self.sent_at = at.max(1);
+        }
     }
 
     /// The call completed with `outcome`.
@@ -440,6 +452,7 @@ where
             counts_pending: self.counts_pending,
             counts_total: self.counts_total,
             in_flight: std::mem::take(&mut self.in_flight),
+            timed: self.timed,
             sent_at: self.sent_at,
         }
     }

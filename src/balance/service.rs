@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::config::{BalanceConfig, Settings, Strategy};
 use super::discover::{ChangeStream, Discovery, Weighted};
-use super::endpoint::{Endpoint, EndpointSnapshot, Ticket, duration_nanos, nanos_since};
+use super::endpoint::{Endpoint, EndpointSnapshot, Ticket, duration_nanos};
 use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
@@ -622,7 +622,6 @@ where
             Strategy::WeightedRandom => (pick::weighted_random(set.tree(), &mut self.rng), None),
             Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. } if n == 1 => (0, None),
             strategy => {
-                let base = self.shared.telemetry.base;
                 let telemetry = &self.shared.telemetry;
                 let cost = |i: usize| {
                     let e = set.get(i);
@@ -640,8 +639,7 @@ where
                     }
                     match strategy {
                         Strategy::P2cPeakEwma { .. } => {
-                            let at =
-                                *now.get_or_insert_with(|| nanos_since(base, crate::clock::now()));
+                            let at = *now.get_or_insert_with(|| telemetry.recent());
                             // In nanoseconds as `f64`, converted once when
                             // built: a `u128` conversion per pick costs more
                             // than the rest of the cost.
@@ -659,7 +657,7 @@ where
     /// Bookkeeping once an endpoint is reserved, `skipped` candidates after
     /// the strategy's first choice.
     #[inline]
-    fn reserved_after(&mut self, skipped: usize, now: Option<u64>) {
+    fn reserved_after(&mut self, skipped: usize) {
         let strategy = self.shared.settings.strategy;
         if skipped > 0 && strategy == Strategy::RoundRobin {
             // The turn moves past the endpoints skipped, so that the one
@@ -672,8 +670,7 @@ where
                 Strategy::P2cLeastPending => ticket.count_pending(),
                 Strategy::P2cPeakEwma { .. } => {
                     ticket.count_pending();
-                    let base = self.shared.telemetry.base;
-                    ticket.measure(now.unwrap_or_else(|| nanos_since(base, crate::clock::now())));
+                    ticket.measure();
                 }
                 _ => {}
             }
@@ -788,7 +785,7 @@ where
             }
         };
         if tally(self.attempt(first, honour, cx)) {
-            self.reserved_after(0, now);
+            self.reserved_after(0);
             return Poll::Ready(());
         }
         let rest = (1..n)
@@ -796,7 +793,7 @@ where
             .filter(|&i| Some(i) != second);
         for (k, index) in second.into_iter().chain(rest).enumerate() {
             if tally(self.attempt(index, honour, cx)) {
-                self.reserved_after(k + 1, now);
+                self.reserved_after(k + 1);
                 return Poll::Ready(());
             }
         }
