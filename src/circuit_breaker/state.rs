@@ -225,7 +225,6 @@ struct Trips {
 #[derive(Debug)]
 pub(crate) struct Breaker {
     settings: Settings,
-    rules: TripRules,
     base: Instant,
     word: AtomicU64,
     /// End of the open period, in nanoseconds since `base`.
@@ -250,12 +249,6 @@ impl Breaker {
             }
         };
         Breaker {
-            rules: TripRules {
-                minimum_calls: settings.minimum_calls,
-                failure_rate: settings.failure_rate,
-                slow_call_rate: settings.slow_call_duration.map(|_| settings.slow_call_rate),
-                consecutive_failures: settings.consecutive_failures,
-            },
             base: Instant::now(),
             word: AtomicU64::new(code(CircuitState::Closed)),
             open_until: AtomicU64::new(0),
@@ -413,9 +406,21 @@ impl Breaker {
         };
         if (failure || slow) && decode(word) == CircuitState::Closed {
             let totals = self.window.totals(now_nanos);
-            if let Some(reason) = decide::trip_reason(&self.rules, totals, consecutive) {
+            if let Some(reason) = decide::trip_reason(&self.trip_rules(), totals, consecutive) {
                 self.transition(Some(word), CircuitState::Open, reason, now);
             }
+        }
+    }
+
+    /// What makes this breaker trip, read from its settings (after a
+    /// failure only: nothing on the success path).
+    fn trip_rules(&self) -> TripRules {
+        let s = &self.settings;
+        TripRules {
+            minimum_calls: s.minimum_calls,
+            failure_rate: s.failure_rate,
+            slow_call_rate: s.slow_call_duration.map(|_| s.slow_call_rate),
+            consecutive_failures: s.consecutive_failures,
         }
     }
 
