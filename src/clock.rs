@@ -4,7 +4,7 @@
 //! on the 2-vCPU VM the benches run on, where a closed breaker costs 15),
 //! and a stack asks for it in several layers at almost the same instant:
 //! the metrics layer when a call starts and ends, a peak-EWMA balancer when
-//! it sends the call and when the answer comes. Inside a [`section`], the
+//! it sends the call and when the answer comes. Inside a [`Section`], the
 //! first layer that asks for [`now`] reads the clock and the others get
 //! that reading; a section is one synchronous `call` or `poll` of the
 //! outermost layer that opens one, so the readings it shares are apart by
@@ -39,32 +39,40 @@ pub(crate) fn now() -> Instant {
     })
 }
 
-/// Runs `f` in a section: the layers it reaches share one reading of the
-/// clock. Inside another section, `f` is part of that one.
-#[inline]
-pub(crate) fn section<R>(f: impl FnOnce() -> R) -> R {
-    /// Closes the section, even if `f` panics.
-    struct Close;
+/// A section, open until dropped: the layers reached meanwhile share one
+/// reading of the clock. Opened inside another section, it is part of that
+/// one. A guard rather than a closure, so that the future a `call` builds
+/// in a section is built where its caller keeps it, not returned through
+/// the closure and copied.
+#[must_use = "the section closes when dropped"]
+pub(crate) struct Section {
+    /// Whether this guard opened the section (and closes it).
+    opened: bool,
+}
 
-    impl Drop for Close {
-        #[inline]
-        fn drop(&mut self) {
+impl Section {
+    /// Opens a section, unless one is open.
+    #[inline]
+    pub(crate) fn open() -> Section {
+        let opened = SHARED.with(|shared| {
+            let closed = shared.get().is_none();
+            if closed {
+                shared.set(Some(None));
+            }
+            closed
+        });
+        Section { opened }
+    }
+}
+
+impl Drop for Section {
+    /// Closes the section if this guard opened it, even on a panic.
+    #[inline]
+    fn drop(&mut self) {
+        if self.opened {
             SHARED.with(|shared| shared.set(None));
         }
     }
-
-    let opened = SHARED.with(|shared| {
-        let closed = shared.get().is_none();
-        if closed {
-            shared.set(Some(None));
-        }
-        closed
-    });
-    if !opened {
-        return f();
-    }
-    let _close = Close;
-    f()
 }
 
 #[cfg(test)]
@@ -73,16 +81,26 @@ mod tests {
 
     #[test]
     fn a_section_shares_one_reading_and_outside_each_call_reads() {
-        let (first, later, nested) = section(|| {
+        let (first, later, nested) = {
+            let _section = Section::open();
             let first = now();
             // The clock moves on; the section keeps its reading.
             while Instant::now() == first {}
-            (first, now(), section(now))
-        });
+            let nested = {
+                let _inner = Section::open();
+                now()
+            };
+            // The inner guard did not close the outer section.
+            (first, now(), nested)
+        };
         assert_eq!((later, nested), (first, first));
         // Closed again: a new section takes a reading of its own, and so
         // does each call outside one.
-        assert!(section(now) > first);
+        let again = {
+            let _section = Section::open();
+            now()
+        };
+        assert!(again > first);
         let outside = now();
         while Instant::now() == outside {}
         assert!(now() > outside);
@@ -90,7 +108,10 @@ mod tests {
 
     #[test]
     fn a_panic_inside_closes_the_section() {
-        let caught = std::panic::catch_unwind(|| section(|| panic!("inside")));
+        let caught = std::panic::catch_unwind(|| {
+            let _section = Section::open();
+            panic!("inside")
+        });
         assert!(caught.is_err());
         assert_eq!(SHARED.with(Cell::get), None);
     }

@@ -59,6 +59,52 @@ fn find<'a>(values: &'a Values, name: &str, labels: &[(&str, &str)]) -> Option<&
     })
 }
 
+#[tokio::test]
+async fn a_panic_in_call_or_in_its_future_leaves_no_call_in_flight() {
+    use std::future::Future;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::{Context, Waker};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let layer = metrics::with_local_recorder(&recorder, || MetricsLayer::new("users"));
+    // `true` panics in `call`, `false` in the future it returns.
+    let mut svc = layer.layer(service_fn(|in_call: bool| {
+        assert!(!in_call, "a panic in call()");
+        async move {
+            if !in_call {
+                panic!("a panic in the future");
+            }
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..10 {
+        svc.ready().await.unwrap();
+        assert!(catch_unwind(AssertUnwindSafe(|| svc.call(true))).is_err());
+        svc.ready().await.unwrap();
+        let mut future = Box::pin(svc.call(false));
+        assert!(catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))).is_err());
+        // Whoever owned the future drops it as the panic unwinds.
+        drop(future);
+    }
+    let values = snapshot(&snapshotter);
+    // The gauge's changes sum to zero: every call that went in came out,
+    // each counted as cancelled.
+    assert_eq!(
+        find(&values, "bulwark_requests_in_flight", &[]),
+        Some(&DebugValue::Gauge(0.0.into()))
+    );
+    assert_eq!(
+        find(
+            &values,
+            "bulwark_requests_total",
+            &[("service", "users"), ("outcome", "cancelled")]
+        ),
+        Some(&DebugValue::Counter(20))
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn requests_are_counted_by_outcome_timed_and_tracked_in_flight() {
     let recorder = DebuggingRecorder::new();

@@ -33,11 +33,26 @@ pin_project! {
 
 /// What reports the call: on completion, or as cancelled on drop.
 #[derive(Debug)]
-struct Call<T: Tally> {
+pub(super) struct Call<T: Tally> {
     tally: Arc<T>,
     started: Instant,
     class: StatusClass,
     done: bool,
+}
+
+impl<T: Tally> Call<T> {
+    /// Counts a call in flight, started at `started`, until it is recorded
+    /// or dropped.
+    #[inline]
+    pub(super) fn start(tally: Arc<T>, started: Instant) -> Self {
+        tally.started();
+        Call {
+            tally,
+            started,
+            class: 0,
+            done: false,
+        }
+    }
 }
 
 impl<T: Tally> Record for Call<T> {
@@ -68,16 +83,12 @@ impl<T: Tally> Drop for Call<T> {
 }
 
 impl<F, C, L, T: Tally> ResponseFuture<F, C, L, T> {
-    pub(super) fn new(inner: F, tally: Arc<T>, classifier: C, started: Instant) -> Self {
+    #[inline]
+    pub(super) fn new(inner: F, classifier: C, call: Call<T>) -> Self {
         ResponseFuture {
             inner,
             classifier,
-            call: Call {
-                tally,
-                started,
-                class: 0,
-                done: false,
-            },
+            call,
             _labels: PhantomData,
         }
     }
@@ -95,13 +106,12 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The end of the call, as the layers beneath read it.
-        crate::clock::section(|| {
-            let this = self.project();
-            let mut result = ready!(this.inner.poll(cx));
-            this.call.class = L::class(result.as_ref());
-            crate::classify::record(&*this.classifier, &mut result, this.call);
-            Poll::Ready(result)
-        })
+        let _section = crate::clock::Section::open();
+        let this = self.project();
+        let mut result = ready!(this.inner.poll(cx));
+        this.call.class = L::class(result.as_ref());
+        crate::classify::record(&*this.classifier, &mut result, this.call);
+        Poll::Ready(result)
     }
 }
 

@@ -57,7 +57,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use self::future::ResponseFuture;
+use self::future::{Call, ResponseFuture};
 #[cfg(all(feature = "keyed", feature = "http"))]
 pub use self::labels::{HttpLabels, Labelled, NoRoute};
 pub use self::layer::MetricsLayer;
@@ -257,16 +257,11 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         // The layers beneath take the time from this call's one reading.
-        crate::clock::section(|| {
-            let tally = self.labels.tally(&req);
-            tally.started();
-            let started = crate::clock::now();
-            ResponseFuture::new(
-                self.inner.call(req),
-                tally,
-                self.classifier.clone(),
-                started,
-            )
-        })
+        let _section = crate::clock::Section::open();
+        // In flight from here; the count is given back if the inner `call`
+        // panics, as it is when the future is dropped.
+        let call = Call::start(self.labels.tally(&req), crate::clock::now());
+        let classifier = self.classifier.clone();
+        ResponseFuture::new(self.inner.call(req), classifier, call)
     }
 }

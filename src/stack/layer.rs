@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use tower::discover::{Change, Discover};
-use tower::util::Either;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -18,6 +17,7 @@ use super::answer::{
 };
 use super::builder::ResilienceBuilder;
 use super::future::ResponseFuture;
+use super::optional::{Optional, maybe};
 use super::profile::{Plain, Profile};
 use super::{NoCache, ResilienceConfig};
 use crate::BoxError;
@@ -32,12 +32,12 @@ use crate::metrics::{Metrics, MetricsLayer};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::{Timeout, TimeoutLayer};
 
-type Timed<S> = Either<Timeout<Bottom<S>>, Bottom<S>>;
-type Hedged<S, Req, C> = Either<Hedge<Timed<S>, Copier<Req>, Judge<C>>, Timed<S>>;
+type Timed<S> = Optional<Timeout<Bottom<S>>, Bottom<S>>;
+type Hedged<S, Req, C> = Optional<Hedge<Timed<S>, Copier<Req>, Judge<C>>, Timed<S>>;
 pub(super) type Fallback<Req, Res> = OptionalFallback<Req, Answer<Res>>;
 type Guarded<S, Req, Res, C> =
-    Either<CircuitBreaker<Hedged<S, Req, C>, Judge<C>, Fallback<Req, Res>>, Hedged<S, Req, C>>;
-type Retried<S, Req, Res, C> = Either<
+    Optional<CircuitBreaker<Hedged<S, Req, C>, Judge<C>, Fallback<Req, Res>>, Hedged<S, Req, C>>;
+type Retried<S, Req, Res, C> = Optional<
     Retry<Guarded<S, Req, Res, C>, Judge<C>, Copier<Req>, Hint<Res>>,
     Guarded<S, Req, Res, C>,
 >;
@@ -46,7 +46,7 @@ type Retried<S, Req, Res, C> = Either<
 /// the stack took 3 min 23 s to compile instead of 1 min 10 s) and save
 /// little: either way the stack's future is moved once more per call.
 type Admitted<T, C> = Admission<T, Judge<C>>;
-type Cached<S, Req, Res, K, C> = Either<
+type Cached<S, Req, Res, K, C> = Optional<
     Cache<
         Admitted<Retried<S, Req, Res, C>, C>,
         Req,
@@ -59,7 +59,7 @@ type Cached<S, Req, Res, K, C> = Either<
     >,
     Admitted<Retried<S, Req, Res, C>, C>,
 >;
-type Measured<T, C> = Either<Metrics<T, Judge<C>>, T>;
+type Measured<T, C> = Optional<Metrics<T, Judge<C>>, T>;
 
 /// The cache layer of a stack whose requests are cached under keys `K`.
 pub(super) type StackCache<Req, Res, K, C> =
@@ -167,7 +167,7 @@ impl<Req, Res, C, K, P> ResilienceLayer<Req, Res, C, K, P> {
 
     /// The layers under the cache, around `inner`: the part of the stack
     /// that does not depend on whether there is a cache.
-    fn retried<S>(&self, inner: S) -> Retried<S, Req, Res, C>
+    fn retried<S: Clone>(&self, inner: S) -> Retried<S, Req, Res, C>
     where
         C: Clone,
     {
@@ -281,14 +281,6 @@ where
             .map_err(|e| e.in_section("balance"))?
             .classify(self.classifier.clone());
         Ok(self.layer(lb))
-    }
-}
-
-/// Wraps `layer`'s service around `inner` when the layer is on.
-fn maybe<L: Layer<S>, S>(layer: Option<&L>, inner: S) -> Either<L::Service, S> {
-    match layer {
-        Some(layer) => Either::Left(layer.layer(inner)),
-        None => Either::Right(inner),
     }
 }
 

@@ -171,6 +171,7 @@ mod config;
 mod file;
 pub mod future;
 mod layer;
+mod optional;
 mod profile;
 #[cfg(all(feature = "http", feature = "keyed"))]
 mod server;
@@ -184,6 +185,7 @@ pub use self::config::ResilienceConfig;
 #[cfg(feature = "serde")]
 pub use self::file::ConfigFileError;
 pub use self::layer::{BalancedService, Endpoints, Resilience, ResilienceLayer, ResilienceService};
+pub use self::optional::{Optional, OptionalFuture};
 #[cfg(feature = "grpc")]
 pub use self::profile::Grpc;
 #[cfg(feature = "http")]

@@ -4,11 +4,11 @@
 use std::fmt;
 
 use http::StatusCode;
-use tower::util::Either;
 use tower_layer::Layer;
 
 use super::ResilienceConfig;
 use super::admission::{Admission, AdmissionLayers};
+use super::optional::{Optional, maybe};
 use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, PerKey, PerKeyLayer,
 };
@@ -307,7 +307,7 @@ pub struct ServerLayer<C = HttpClassifier, P = crate::server::Http, K: ServerKey
 }
 
 /// Admission control, its rejections answered, when any is on.
-type Admitted<T, C, P> = Either<Responding<Admission<T, C>, P>, T>;
+type Admitted<T, C, P> = Optional<Responding<Admission<T, C>, P>, T>;
 
 impl<C: Clone, P: Clone, K: ServerKeys> ServerLayer<C, P, K> {
     /// A handle to the breaker of requests without a route (with
@@ -325,9 +325,9 @@ impl<C: Clone, P: Clone, K: ServerKeys> ServerLayer<C, P, K> {
     /// Admission control around `inner`, answering its rejections.
     fn admitted<T>(&self, inner: T) -> Admitted<T, C, P> {
         if !self.admission.is_on() {
-            return Either::Right(inner);
+            return Optional::Off(inner);
         }
-        Either::Left(self.answers.layer(self.admission.layer(inner)))
+        Optional::On(self.answers.layer(self.admission.layer(inner)))
     }
 }
 
@@ -366,20 +366,12 @@ impl<C: fmt::Debug, P: fmt::Debug, K: ServerKeys> fmt::Debug for ServerLayer<C, 
     }
 }
 
-type Timed<S, P> = Either<Timeout<S, Respond<P>>, S>;
-type Measured<T, C, L> = Either<Metrics<T, C, L>, T>;
-
-/// Wraps `layer`'s service around `inner` when the layer is on.
-fn maybe<L: Layer<S>, S>(layer: Option<&L>, inner: S) -> Either<L::Service, S> {
-    match layer {
-        Some(layer) => Either::Left(layer.layer(inner)),
-        None => Either::Right(inner),
-    }
-}
+type Timed<S, P> = Optional<Timeout<S, Respond<P>>, S>;
+type Measured<T, C, L> = Optional<Metrics<T, C, L>, T>;
 
 impl<S, C: Clone, P: Clone> Layer<S> for ServerLayer<C, P, NoKey> {
     type Service = Measured<
-        Admitted<Either<CircuitBreaker<Timed<S, P>, C, Respond<P>>, Timed<S, P>>, C, P>,
+        Admitted<Optional<CircuitBreaker<Timed<S, P>, C, Respond<P>>, Timed<S, P>>, C, P>,
         C,
         Labelled<NoRoute>,
     >;
@@ -393,7 +385,7 @@ impl<S, C: Clone, P: Clone> Layer<S> for ServerLayer<C, P, NoKey> {
 
 impl<S, C: Clone, P: Clone, Kr: Clone> Layer<S> for ServerLayer<C, P, PerRoute<Kr>> {
     type Service = Measured<
-        Admitted<Either<PerKey<Timed<S, P>, Kr, C, Respond<P>>, Timed<S, P>>, C, P>,
+        Admitted<Optional<PerKey<Timed<S, P>, Kr, C, Respond<P>>, Timed<S, P>>, C, P>,
         C,
         Labelled<Kr>,
     >;
