@@ -37,6 +37,8 @@
 //! # }
 //! ```
 
+use std::fmt;
+
 /// How a request is copied for a possible second attempt (a retry, a
 /// hedge).
 pub trait CloneRequest<Req> {
@@ -126,6 +128,37 @@ pub fn clone_http_request<B: Clone>(req: &http::Request<B>) -> Option<http::Requ
     *copy.version_mut() = req.version();
     *copy.headers_mut() = req.headers().clone();
     Some(copy)
+}
+
+/// The service a layer's second attempts go through: a copy of the one it
+/// wrapped, cloned only when a retry or a hedge is sent.
+///
+/// Cloning the service into every call's future, as `tower::retry` does,
+/// costs a clone of the whole stack beneath (and its bytes in the future)
+/// on every call, for the few calls that are sent again. Behind a mutex so
+/// that a service that is `Send` but not `Sync` (a `BoxCloneService`) still
+/// makes a `Send` future; it is locked only to clone it.
+pub(crate) struct Template<S>(std::sync::Mutex<S>);
+
+impl<S: Clone> Template<S> {
+    pub(crate) fn new(service: &S) -> Self {
+        Template(std::sync::Mutex::new(service.clone()))
+    }
+
+    /// A clone for one more attempt.
+    pub(crate) fn service(&self) -> S {
+        // A clone that panicked leaves the service as it was: use it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<S> fmt::Debug for Template<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Template").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

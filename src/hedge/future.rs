@@ -24,7 +24,7 @@ pin_project! {
         started: Instant,
         #[pin]
         second: Second<S, F, Req>,
-        shared: Arc<Shared<R, C>>,
+        shared: Arc<Shared<S, R, C>>,
     }
 }
 
@@ -51,9 +51,9 @@ pin_project! {
         Waiting {
             #[pin]
             sleep: Sleep,
-            pending: Option<(Req, S)>,
+            request: Option<Req>,
         },
-        // Slow: the hedge's service is getting ready.
+        // Slow: a clone of the service is getting ready for the hedge.
         Readying {
             pending: Option<(Req, S)>,
         },
@@ -69,15 +69,14 @@ impl<S, F, Req, R, C, T, E> ResponseFuture<S, F, Req, R, C, T, E> {
     pub(super) fn new(
         first: F,
         started: Instant,
-        hedge: Option<(Duration, Req, S)>,
-        shared: Arc<Shared<R, C>>,
+        hedge: Option<(Duration, Req)>,
+        shared: Arc<Shared<S, R, C>>,
     ) -> Self {
         // A delay too long to be reached is no hedge.
-        let second = match hedge.and_then(|(delay, r, s)| Some((started.checked_add(delay)?, r, s)))
-        {
-            Some((at, request, service)) => Second::Waiting {
+        let second = match hedge.and_then(|(delay, r)| Some((started.checked_add(delay)?, r))) {
+            Some((at, request)) => Second::Waiting {
                 sleep: tokio::time::sleep_until(at),
-                pending: Some((request, service)),
+                request: Some(request),
             },
             None => Second::Off,
         };
@@ -92,7 +91,7 @@ impl<S, F, Req, R, C, T, E> ResponseFuture<S, F, Req, R, C, T, E> {
 
 impl<S, F, Req, R, C, T, E> Future for ResponseFuture<S, F, Req, R, C, T, E>
 where
-    S: Service<Req, Response = T, Error = E, Future = F>,
+    S: Service<Req, Response = T, Error = E, Future = F> + Clone,
     F: Future<Output = Result<T, E>>,
     C: Classify<T, E>,
 {
@@ -132,10 +131,11 @@ where
                         None => Poll::Pending,
                     };
                 }
-                SecondProj::Waiting { sleep, pending } => {
+                SecondProj::Waiting { sleep, request } => {
                     ready!(sleep.poll(cx));
-                    let pending = pending.take();
+                    let request = request.take();
                     if shared.core.budget.try_withdraw(Instant::now()) {
+                        let pending = request.map(|r| (r, shared.service.service()));
                         this.second.set(Second::Readying { pending });
                     } else {
                         this.second.set(Second::Off);

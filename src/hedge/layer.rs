@@ -5,6 +5,7 @@ use tower_layer::Layer;
 use super::{ByClone, Core, Hedge, HedgeConfig, Shared};
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
+use crate::request::Template;
 
 /// Applies [`Hedge`] to services. See the [module docs](super).
 ///
@@ -54,17 +55,16 @@ impl<R, C> HedgeLayer<R, C> {
     }
 }
 
-impl<S, R: Clone, C: Clone> Layer<S> for HedgeLayer<R, C> {
+impl<S: Clone, R: Clone, C: Clone> Layer<S> for HedgeLayer<R, C> {
     type Service = Hedge<S, R, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Hedge::from_parts(
-            inner,
-            Arc::new(Shared {
-                core: self.core.clone(),
-                cloner: self.cloner.clone(),
-                classifier: self.classifier.clone(),
-            }),
-        )
+        let shared = Arc::new(Shared {
+            core: self.core.clone(),
+            cloner: self.cloner.clone(),
+            classifier: self.classifier.clone(),
+            service: Template::new(&inner),
+        });
+        Hedge::from_parts(inner, shared)
     }
 }

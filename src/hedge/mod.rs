@@ -73,6 +73,7 @@ pub use self::layer::HedgeLayer;
 use crate::budget::Budget;
 pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
+use crate::request::Template;
 pub use crate::request::{ByClone, CloneRequest, Idempotent};
 use crate::telemetry::{Counter, Scope};
 
@@ -113,13 +114,15 @@ impl Core {
     }
 }
 
-/// What one wrapped service and its clones share: the layer's core, and the
-/// parts that are code, behind one `Arc` (a call clones one pointer).
+/// What one wrapped service and its clones share: the layer's core, the
+/// parts that are code, and the service hedges go through, behind one
+/// `Arc` (a call clones one pointer).
 #[derive(Debug)]
-pub(crate) struct Shared<R, C> {
+pub(crate) struct Shared<S, R, C> {
     core: Arc<Core>,
     cloner: R,
     classifier: C,
+    service: Template<S>,
 }
 
 /// Hedges slow calls. See the [module docs](self).
@@ -128,7 +131,7 @@ pub(crate) struct Shared<R, C> {
 #[derive(Debug)]
 pub struct Hedge<S, R = ByClone, C = DefaultClassifier> {
     inner: S,
-    shared: Arc<Shared<R, C>>,
+    shared: Arc<Shared<S, R, C>>,
 }
 
 impl<S: Clone, R, C> Clone for Hedge<S, R, C> {
@@ -141,7 +144,7 @@ impl<S: Clone, R, C> Clone for Hedge<S, R, C> {
 }
 
 impl<S, R, C> Hedge<S, R, C> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<R, C>>) -> Self {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<S, R, C>>) -> Self {
         Hedge { inner, shared }
     }
 
@@ -183,15 +186,12 @@ where
             .core
             .delay()
             .and_then(|delay| shared.cloner.clone_request(&req).map(|copy| (delay, copy)));
-        // The ready service makes this call; a clone takes its place, and
-        // another goes with the future for the hedge.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
-        let future = service.call(req);
+        // The hedge, if sent, goes through a clone of the shared template:
+        // the future carries no service of its own.
         ResponseFuture::new(
-            future,
+            self.inner.call(req),
             crate::clock::now(),
-            hedge.map(|(d, r)| (d, r, service)),
+            hedge,
             shared.clone(),
         )
     }

@@ -20,19 +20,18 @@ pin_project! {
     /// sends no more.
     pub struct ResponseFuture<S, F, Req, C, R, H> {
         #[pin]
-        state: State<F>,
-        service: S,
+        state: State<S, F>,
         // The copy of the request for the next retry, if one is possible.
         request: Option<Req>,
         // Attempts made so far.
         attempts: u32,
-        shared: Arc<Shared<C, R, H>>,
+        shared: Arc<Shared<S, C, R, H>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<S, F> {
         Calling {
             #[pin]
             future: F,
@@ -41,20 +40,17 @@ pin_project! {
             #[pin]
             sleep: Sleep,
         },
-        Ready,
+        // The backoff is over: a clone of the service, getting ready.
+        Ready {
+            service: S,
+        },
     }
 }
 
 impl<S, F, Req, C, R, H> ResponseFuture<S, F, Req, C, R, H> {
-    pub(super) fn new(
-        future: F,
-        service: S,
-        request: Option<Req>,
-        shared: Arc<Shared<C, R, H>>,
-    ) -> Self {
+    pub(super) fn new(future: F, request: Option<Req>, shared: Arc<Shared<S, C, R, H>>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            service,
             request,
             attempts: 1,
             shared,
@@ -86,7 +82,7 @@ fn is_circuit_open<E: 'static>(error: &E) -> bool {
 
 impl<S, F, Req, C, R, H, T, E> Future for ResponseFuture<S, F, Req, C, R, H>
 where
-    S: Service<Req, Response = T, Error = E, Future = F>,
+    S: Service<Req, Response = T, Error = E, Future = F> + Clone,
     F: Future<Output = Result<T, E>>,
     E: 'static,
     C: Classify<T, E>,
@@ -138,10 +134,11 @@ where
                 }
                 StateProj::Backoff { sleep } => {
                     ready!(sleep.poll(cx));
-                    this.state.set(State::Ready);
+                    let service = this.shared.service.service();
+                    this.state.set(State::Ready { service });
                 }
-                StateProj::Ready => {
-                    ready!(this.service.poll_ready(cx))?;
+                StateProj::Ready { service } => {
+                    ready!(service.poll_ready(cx))?;
                     let Some(request) = this.request.take() else {
                         unreachable!("a retry is scheduled only with a copy of the request");
                     };
@@ -151,7 +148,7 @@ where
                         *this.request = shared.cloner.clone_request(&request);
                     }
                     shared.core.retries.increment(1);
-                    let future = this.service.call(request);
+                    let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }

@@ -5,6 +5,7 @@ use tower_layer::Layer;
 use super::{ByClone, Core, NoRetryAfter, Retry, RetryConfig, Shared};
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
+use crate::request::Template;
 
 /// Applies [`Retry`] to services. See the [module docs](super).
 ///
@@ -77,18 +78,17 @@ impl<C, R, H> RetryLayer<C, R, H> {
     }
 }
 
-impl<S, C: Clone, R: Clone, H: Clone> Layer<S> for RetryLayer<C, R, H> {
+impl<S: Clone, C: Clone, R: Clone, H: Clone> Layer<S> for RetryLayer<C, R, H> {
     type Service = Retry<S, C, R, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_parts(
-            inner,
-            Arc::new(Shared {
-                core: self.core.clone(),
-                classifier: self.classifier.clone(),
-                cloner: self.cloner.clone(),
-                hint: self.hint.clone(),
-            }),
-        )
+        let shared = Arc::new(Shared {
+            core: self.core.clone(),
+            classifier: self.classifier.clone(),
+            cloner: self.cloner.clone(),
+            hint: self.hint.clone(),
+            service: Template::new(&inner),
+        });
+        Retry::from_parts(inner, shared)
     }
 }

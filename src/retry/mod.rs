@@ -89,6 +89,7 @@ pub use self::layer::RetryLayer;
 use crate::budget::Budget;
 pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
+use crate::request::Template;
 #[cfg(feature = "http")]
 pub use crate::request::clone_http_request;
 pub use crate::request::{ByClone, CloneRequest, Idempotent};
@@ -200,15 +201,17 @@ impl Core {
     }
 }
 
-/// What one wrapped service and its clones share: the layer's core, and
-/// the parts that are code. Kept behind one `Arc` so that a call clones one
-/// pointer, whatever the classifier, copier and hint are.
+/// What one wrapped service and its clones share: the layer's core, the
+/// parts that are code, and the service retries go through. Kept behind
+/// one `Arc` so that a call clones one pointer, whatever the classifier,
+/// copier and hint are.
 #[derive(Debug)]
-pub(crate) struct Shared<C, R, H> {
+pub(crate) struct Shared<S, C, R, H> {
     pub(crate) core: Arc<Core>,
     pub(crate) classifier: C,
     pub(crate) cloner: R,
     pub(crate) hint: H,
+    pub(crate) service: Template<S>,
 }
 
 /// Retries failed calls within a budget. See the [module docs](self).
@@ -217,7 +220,7 @@ pub(crate) struct Shared<C, R, H> {
 #[derive(Debug)]
 pub struct Retry<S, C = DefaultClassifier, R = ByClone, H = NoRetryAfter> {
     inner: S,
-    shared: Arc<Shared<C, R, H>>,
+    shared: Arc<Shared<S, C, R, H>>,
 }
 
 impl<S: Clone, C, R, H> Clone for Retry<S, C, R, H> {
@@ -230,7 +233,7 @@ impl<S: Clone, C, R, H> Clone for Retry<S, C, R, H> {
 }
 
 impl<S, C, R, H> Retry<S, C, R, H> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<C, R, H>>) -> Self {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<S, C, R, H>>) -> Self {
         Retry { inner, shared }
     }
 
@@ -282,11 +285,8 @@ where
         } else {
             None
         };
-        // The ready service makes this call and goes with the future for
-        // the retries; a clone takes its place here.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
-        let future = service.call(req);
-        ResponseFuture::new(future, service, copy, shared.clone())
+        // Retries, if any, go through a clone of the shared template: the
+        // future carries no service of its own.
+        ResponseFuture::new(self.inner.call(req), copy, shared.clone())
     }
 }
