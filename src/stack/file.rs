@@ -256,40 +256,49 @@ fn line_of(text: &str, offset: usize) -> usize {
 ///
 /// Written by hand because neither `toml` nor the YAML parser keeps the
 /// places of values once deserialized, and a layer's checks run after
-/// deserializing (they compare fields with each other).
+/// deserializing (they compare fields with each other). One pass over the
+/// lines, each looked at once, whatever the file holds: a 10 MB file is
+/// searched in milliseconds.
 fn locate(text: &str, path: &str) -> Option<usize> {
-    let mut from = 0;
+    let mut keys = path.split('.').filter(|k| !k.is_empty()).peekable();
     let mut found = None;
-    for key in path.split('.').filter(|k| !k.is_empty()) {
-        match find_key(text, key, from) {
-            Some(at) => {
-                found = Some(line_of(text, at));
-                from = at + key.len();
+    for (index, line) in text.lines().enumerate() {
+        // What is before a comment.
+        let code = line.split('#').next().unwrap_or("");
+        let mut from = 0;
+        while let Some(key) = keys.peek() {
+            match find_key(code, key, from) {
+                Some(at) => {
+                    found = Some(index + 1);
+                    from = at + key.len();
+                    keys.next();
+                }
+                None => break,
             }
-            None => break,
+        }
+        if keys.peek().is_none() {
+            break;
         }
     }
     found
 }
 
-/// The offset of the next use of `key` as a key at or after `from`:
-/// `key =`, `key:`, `[key]`, `[key.`, `{ key =`, outside comments.
-fn find_key(text: &str, key: &str, from: usize) -> Option<usize> {
+/// The offset in `line` of the next use of `key` as a key at or after
+/// `from`: `key =`, `key:`, `[key]`, `[key.`, `{ key =`.
+fn find_key(line: &str, key: &str, from: usize) -> Option<usize> {
     let mut start = from;
-    while let Some(found) = text.get(start..)?.find(key) {
+    while let Some(found) = line.get(start..)?.find(key) {
         let at = start + found;
         start = at + key.len();
-        let before = text[..at].chars().next_back();
-        let after = text[at + key.len()..].trim_start_matches([' ', '\t']);
-        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-        let in_comment = text[line_start..at].contains('#');
-        let starts_key = before
-            .is_none_or(|c| matches!(c, ' ' | '\t' | '\n' | '{' | ',' | '[' | '.' | '"' | '-'));
+        let before = line[..at].chars().next_back();
+        let after = line[at + key.len()..].trim_start_matches([' ', '\t']);
+        let starts_key =
+            before.is_none_or(|c| matches!(c, ' ' | '\t' | '{' | ',' | '[' | '.' | '"' | '-'));
         let ends_key = after.starts_with(['=', ':', ']', '.'])
             || after.starts_with("\" ")
             || after.starts_with("\"=")
             || after.starts_with("\":");
-        if starts_key && ends_key && !in_comment {
+        if starts_key && ends_key {
             return Some(at);
         }
     }
@@ -316,6 +325,27 @@ mod tests {
             locate(yaml, "circuit_breaker.open_duration.duration"),
             Some(5)
         );
+    }
+
+    #[test]
+    fn locate_ends_a_key_on_its_line_and_skips_comments() {
+        // A key at the end of a line is not followed by its value.
+        assert_eq!(locate("timeout\n= 1\ntimeout = 2\n", "timeout"), Some(3));
+        assert_eq!(locate("# timeout = 1\ntimeout = 2\n", "timeout"), Some(2));
+        // Windows line ends.
+        assert_eq!(
+            locate("service = \"a\"\r\ntimeout = \"1s\"\r\n", "timeout"),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn locate_finds_a_key_after_a_long_line_naming_its_section() {
+        // A section's name ten thousand times on one line before it: each
+        // occurrence is looked at once, not the line back to its start.
+        let noise = "# circuit_breaker ".repeat(10_000);
+        let toml = format!("{noise}\n[circuit_breaker]\nminimum_calls = 0\n");
+        assert_eq!(locate(&toml, "circuit_breaker.minimum_calls"), Some(3));
     }
 
     #[test]
