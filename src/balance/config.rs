@@ -242,8 +242,8 @@ impl OutlierDetection {
         let mut breaker = CircuitBreakerConfig::default()
             .sliding_window(SlidingWindow::count(self.window))
             .minimum_calls(self.minimum_calls)
-            // No rate rule unless asked for: a rate of 1.0 over an
-            // impossible minimum never trips.
+            // No rate rule unless asked for: the balancer then keeps no
+            // window at all (the breaker's `rates` setting).
             .failure_rate_threshold(self.failure_rate.unwrap_or(1.0))
             .open_duration(
                 OpenDuration::linear(self.base_ejection_time, self.max_ejection_time)

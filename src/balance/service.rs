@@ -463,6 +463,12 @@ where
                 // Derived from validated outlier settings; cannot fail.
                 .ok()?;
             settings.metrics = false;
+            // Without a failure-rate rule, failures in a row alone eject:
+            // no window, and a success writes nothing.
+            settings.rates = self
+                .settings
+                .outlier
+                .is_some_and(|o| o.failure_rate.is_some());
             settings.gate = self.telemetry.gate.clone();
             settings.trip_memory = self
                 .settings

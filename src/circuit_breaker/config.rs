@@ -424,6 +424,7 @@ impl CircuitBreakerConfig {
             half_open_probes: self.half_open_probes,
             events: self.events.clone(),
             trip_memory: Duration::ZERO,
+            rates: true,
             gate: None,
             metrics: true,
             key: None,
@@ -465,6 +466,10 @@ pub(crate) struct Settings {
     /// of the last close counts as one more in a row (outlier ejection);
     /// zero for a plain breaker, whose count starts over on closing.
     pub(crate) trip_memory: Duration,
+    /// Whether the window's rates may trip the breaker. When not (outlier
+    /// detection without a failure-rate rule), no window is kept and a
+    /// completed call writes nothing unless it follows a failure.
+    pub(crate) rates: bool,
     /// Shared limit on how many breakers of a group may be open at once.
     pub(crate) gate: Option<Arc<Gate>>,
     /// Whether to register `bulwark_circuit_*` series.

@@ -243,6 +243,7 @@ pub(crate) struct Breaker {
 impl Breaker {
     pub(crate) fn new(settings: Settings) -> Self {
         let window = match settings.window {
+            _ if !settings.rates => Window::Off,
             SlidingWindow::Count { size } => Window::Count(CountWindow::new(size as usize)),
             SlidingWindow::Time { size, buckets } => {
                 Window::Time(TimeWindow::new(size, buckets as usize))

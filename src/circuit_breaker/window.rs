@@ -28,6 +28,9 @@ pub(crate) fn outcome_bits(failure: bool, slow: bool) -> u8 {
 pub(crate) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
+    /// No window: the breaker trips on failures in a row alone (outlier
+    /// detection without a failure-rate rule), and a call records nothing.
+    Off,
 }
 
 impl Window {
@@ -38,6 +41,7 @@ impl Window {
         match self {
             Window::Count(w) => w.record(bits),
             Window::Time(w) => w.record(bits, now),
+            Window::Off => {}
         }
     }
 
@@ -45,6 +49,7 @@ impl Window {
         match self {
             Window::Count(w) => w.totals(),
             Window::Time(w) => w.totals(now),
+            Window::Off => Totals::default(),
         }
     }
 
@@ -52,6 +57,7 @@ impl Window {
         match self {
             Window::Count(w) => w.reset(),
             Window::Time(w) => w.reset(),
+            Window::Off => {}
         }
     }
 
