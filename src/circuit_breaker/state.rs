@@ -298,10 +298,24 @@ impl Breaker {
     }
 
     /// Decides whether a call may go through. `now` is read only while open.
-    #[inline]
-    pub(crate) fn acquire(&self, mut now: impl FnMut() -> Instant) -> Permit {
+    /// A closed breaker answers with one load, inlined into its caller; the
+    /// other states are out of line.
+    #[inline(always)]
+    pub(crate) fn acquire(&self, now: impl FnMut() -> Instant) -> Permit {
+        let word = self.word.load(Acquire);
+        match decode(word) {
+            CircuitState::Closed | CircuitState::ForcedClosed => Permit::Record {
+                epoch: generation(word),
+            },
+            _ => self.acquire_otherwise(word, now),
+        }
+    }
+
+    /// [`acquire`](Self::acquire) when the breaker was not closed at `word`.
+    #[cold]
+    #[inline(never)]
+    fn acquire_otherwise(&self, mut word: u64, mut now: impl FnMut() -> Instant) -> Permit {
         loop {
-            let word = self.word.load(Acquire);
             let epoch = generation(word);
             match decode(word) {
                 CircuitState::Closed | CircuitState::ForcedClosed => {
@@ -332,6 +346,7 @@ impl Breaker {
                     );
                 }
             }
+            word = self.word.load(Acquire);
         }
     }
 
@@ -348,9 +363,30 @@ impl Breaker {
 
     /// Records the outcome of a call that went through. `elapsed` is the
     /// call's duration when [`times_calls`](Self::times_calls); `now` is the
-    /// time of completion when [`needs_clock`](Self::needs_clock).
-    #[inline]
+    /// time of completion when [`needs_clock`](Self::needs_clock). A
+    /// success recorded by a closed breaker that does not time calls is
+    /// inlined into its caller; the rest is out of line.
+    #[inline(always)]
     pub(crate) fn complete(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        elapsed: Option<Duration>,
+        now: Option<Instant>,
+    ) {
+        if let (Permit::Record { epoch }, Outcome::Success, None) =
+            (permit, outcome, self.settings.slow_call_duration)
+        {
+            self.metrics.calls[outcome_index(outcome)].increment(1);
+            self.record(epoch, outcome, false, now);
+            return;
+        }
+        self.complete_otherwise(permit, outcome, elapsed, now);
+    }
+
+    /// [`complete`](Self::complete) for every other outcome.
+    #[inline(never)]
+    fn complete_otherwise(
         &self,
         permit: Permit,
         outcome: Outcome,
