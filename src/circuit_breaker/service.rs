@@ -111,7 +111,10 @@ where
         ready
     }
 
-    #[inline]
+    // Always inlined: in a stack, the futures beneath are then built in
+    // place instead of copied into this one's (a fifth of the default
+    // stack's instructions went to such copies).
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         let breaker = &self.reservation.breaker;
         // Without a prior `poll_ready` (a broken contract) decide now rather

@@ -12,10 +12,11 @@ use tower_service::Service;
 /// or `S` as it is.
 ///
 /// `tower::util::Either` does the same; this one is written out so that
-/// every step of a call is `#[inline]`: the compiler then builds each
-/// layer's future where the caller keeps it, instead of building it apart
-/// and copying it up one layer at a time (the stack's future is most of a
-/// kilobyte, and those copies were a fifth of a call's cost).
+/// its `call` is always inlined: the compiler then builds each layer's
+/// future where the caller keeps it, instead of building it apart and
+/// copying it up one layer at a time (those copies of a future of about
+/// 600 bytes were a fifth of the stack's instructions; with this `call`
+/// and the breaker's inlined, under a tenth of that).
 #[derive(Clone, Debug)]
 pub enum Optional<L, S> {
     /// The layer is on.
@@ -41,7 +42,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         match self {
             Optional::On(service) => OptionalFuture {
