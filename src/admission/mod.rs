@@ -37,14 +37,12 @@
 //!
 //! # Metrics
 //!
-//! With the `metrics` feature, each layer reports, labelled `service` and
-//! `layer` (`bulkhead`, `adaptive_concurrency` or `rate_limit`):
-//!
-//! | name | type | what |
-//! |---|---|---|
-//! | `bulwark_admission_in_flight` | gauge | calls holding a place (not for the rate limiter) |
-//! | `bulwark_admission_limit` | gauge | the cap on them: fixed for a bulkhead, learned for an adaptive limit |
-//! | `bulwark_admission_rejected_total` | counter | calls turned away |
+//! With the `metrics` feature, each layer reports
+//! `bulwark_admission_in_flight` (not the rate limiter),
+//! `bulwark_admission_limit` and `bulwark_admission_rejected_total`,
+//! labelled `service` and `layer` (`bulkhead`, `adaptive_concurrency` or
+//! `rate_limit`); [the crate's metrics table](crate#metrics) says what each
+//! counts.
 
 pub(crate) mod places;
 

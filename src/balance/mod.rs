@@ -79,11 +79,10 @@
 //!
 //! # Metrics
 //!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_balance_endpoints` | gauge | `service`, `state` | endpoints `ready`, `ejected`, or `pending` (busy at the last check) |
-//! | `bulwark_balance_ejections_total` | counter | `service` | ejections by outlier detection |
-//! | `bulwark_balance_requests_total` | counter | `service`, `endpoint` | requests sent to each endpoint; the label is the endpoint's key; only with [`endpoint_metrics`](BalanceConfig::endpoint_metrics) on |
+//! `bulwark_balance_endpoints` (by `state`), `bulwark_balance_ejections_total`
+//! and, with [`endpoint_metrics`](BalanceConfig::endpoint_metrics) on,
+//! `bulwark_balance_requests_total` (by `endpoint`); [the crate's metrics
+//! table](crate#metrics) says what each counts.
 //!
 //! # Example
 //!

@@ -50,11 +50,9 @@
 //!
 //! # Metrics
 //!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_cache_requests_total` | counter | `service`, `result` | `hit`, `miss`, `stale`, `coalesced` |
-//! | `bulwark_cache_entries` | gauge | `service` | entries stored |
-//! | `bulwark_cache_evictions_total` | counter | `service` | entries evicted for room |
+//! `bulwark_cache_requests_total` (by `result`), `bulwark_cache_entries`
+//! and `bulwark_cache_evictions_total`; [the crate's metrics
+//! table](crate#metrics) says what each counts.
 //!
 //! # Example
 //!

@@ -53,14 +53,10 @@
 //! # Metrics
 //!
 //! With the `metrics` feature (handles resolved when the layer is built):
-//!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_circuit_state` | gauge | `service` | 0 closed, 1 half-open, 2 open |
-//! | `bulwark_circuit_transitions_total` | counter | `service`, `from`, `to` | state changes |
-//! | `bulwark_circuit_rejected_total` | counter | `service` | calls not sent to the inner service |
-//! | `bulwark_circuit_calls_total` | counter | `service`, `outcome` | completed calls: `success`, `failure`, `ignored` |
-//! | `bulwark_circuit_slow_calls_total` | counter | `service` | completed calls slower than the slow-call duration |
+//! `bulwark_circuit_state`, `bulwark_circuit_transitions_total`,
+//! `bulwark_circuit_rejected_total`, `bulwark_circuit_calls_total` and
+//! `bulwark_circuit_slow_calls_total`; [the crate's metrics
+//! table](crate#metrics) gives their labels and what each counts.
 //!
 //! # Example
 //!

@@ -4,7 +4,7 @@
 //! [`Hedge`] measures the latency of recent calls. When a call takes longer
 //! than a percentile of them ([`HedgeDelay::Percentile`], the 95th by
 //! default) or a fixed delay, it sends the same request once more to a
-//! clone of the inner service. The first *success* wins and the other
+//! clone of the service the layer wrapped, made then. The first *success* wins and the other
 //! attempt is dropped (cancelled); a failure (as the classifier judges it,
 //! see [`crate::classify`]) wins only once every attempt sent has failed,
 //! so a hedge that fails fast never beats a first attempt that would have
@@ -20,10 +20,8 @@
 //!
 //! # Metrics
 //!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_hedge_sent_total` | counter | `service` | second attempts sent |
-//! | `bulwark_hedge_won_total` | counter | `service` | second attempts that answered first |
+//! `bulwark_hedge_sent_total` and `bulwark_hedge_won_total`; [the crate's
+//! metrics table](crate#metrics) says what each counts.
 //!
 //! # Example
 //!

@@ -2,12 +2,11 @@
 //!
 //! [`Metrics`] counts every call by outcome, times it, and tracks the calls
 //! in flight, through the [`metrics`](https://docs.rs/metrics) facade:
-//!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_requests_total` | counter | `service`, `outcome` | calls by outcome: `success`, `failure`, `ignored` (from the classifier, see [`crate::classify`]), or `cancelled` (dropped before it finished) |
-//! | `bulwark_request_duration_seconds` | histogram | `service` | time from call to answer, for calls that finished |
-//! | `bulwark_requests_in_flight` | gauge | `service` | calls under way |
+//! `bulwark_requests_total` (by `outcome`: `success`, `failure`, `ignored`
+//! as the classifier says, see [`crate::classify`], or `cancelled`, dropped
+//! before it finished), `bulwark_request_duration_seconds` and
+//! `bulwark_requests_in_flight`, as [the crate's metrics table](crate#metrics)
+//! lists them with every other layer's.
 //!
 //! The handles are resolved when the layer is built, against the recorder
 //! installed then: install yours (e.g. `metrics-exporter-prometheus`) first.
@@ -27,8 +26,7 @@
 //! the recorder installed then; `bulwark_requests_in_flight` has the
 //! `route` and `method` labels only.
 //!
-//! Put it outermost, so it sees what callers see. The crate docs list
-//! every metric of every layer in one table.
+//! Put it outermost, so it sees what callers see.
 //!
 //! # Example
 //!

@@ -37,16 +37,15 @@
 //! wait, capped at [`backoff_max`](RetryConfig::backoff_max).
 //!
 //! The layer keeps the inner service's error type; it adds no failure of
-//! its own. Each call carries a clone of the inner service for its retries,
-//! as tower's own `Retry` does.
+//! its own. A retry goes through a clone of the service the layer wrapped,
+//! made when the retry is sent: a call carries no service of its own
+//! (tower's own `Retry` clones the service into every call's future).
 //!
 //! # Metrics
 //!
-//! | name | type | labels | meaning |
-//! |---|---|---|---|
-//! | `bulwark_retry_requests_total` | counter | `service` | first attempts |
-//! | `bulwark_retry_retries_total` | counter | `service` | retries sent |
-//! | `bulwark_retry_budget_exhausted_total` | counter | `service` | retries refused by the budget |
+//! `bulwark_retry_requests_total`, `bulwark_retry_retries_total` and
+//! `bulwark_retry_budget_exhausted_total`; [the crate's metrics
+//! table](crate#metrics) says what each counts.
 //!
 //! # Example
 //!
