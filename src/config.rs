@@ -101,7 +101,7 @@ impl ConfigError {
     }
 
     /// What was wrong, without the layer and field.
-    #[cfg(all(feature = "stack", feature = "serde"))]
+    #[cfg(any(feature = "toml", feature = "yaml"))]
     pub(crate) fn problem(&self) -> String {
         self.problem.to_string()
     }

@@ -164,7 +164,9 @@
 //! | `grpc` | no | [`classify::GrpcClassifier`], [`grpc`], `tonic::Status` answers (depends on `tonic`, without its default features) |
 //! | `keyed` | yes | [`key`]: a breaker and metric labels per key or route, bounded (uses `moka`) |
 //! | `axum` | no | [`key::ByRoute`]: keys from axum's matched route (depends on `axum`, without its default features) |
-//! | `serde` | no | `Deserialize` for every configuration; `ResilienceConfig::from_toml`, `from_yaml`, `from_file` |
+//! | `serde` | no | `Deserialize` for every configuration (durations as `"250ms"`), in any format serde reads |
+//! | `toml` | no | `ResilienceConfig::from_toml`, and `from_file` for `.toml` files, naming the field and line of a bad value (turns on `serde` and `stack`) |
+//! | `yaml` | no | `ResilienceConfig::from_yaml`, and `from_file` for `.yaml` and `.yml` files (turns on `serde` and `stack`) |
 //! | `bulkhead` | yes | [`bulkhead`]: a cap on concurrent calls with a bounded wait, failing with [`error::Overloaded`] |
 //! | `adaptive` | yes | [`adaptive`]: a cap on concurrent calls learned from latency (Gradient2, AIMD, Vegas) |
 //! | `rate-limit` | yes | [`rate_limit`]: calls per unit of time, global or per key, bounded (uses `governor` and `moka`) |

@@ -3,7 +3,12 @@
 //! it, retries do not resend it), the stack's configuration (files
 //! included) turns it on in its place, and a server answers it 503 with
 //! `Retry-After` over a real socket.
-#![cfg(all(feature = "stack", feature = "axum", feature = "serde"))]
+#![cfg(all(
+    feature = "stack",
+    feature = "axum",
+    feature = "toml",
+    feature = "yaml"
+))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;

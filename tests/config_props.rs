@@ -299,6 +299,7 @@ proptest! {
     }
 
     #[test]
+    #[cfg(all(feature = "toml", feature = "yaml"))]
     fn configuration_files(text in "[a-z_\\[\\]=\\.\" 0-9{},:\n-]{0,200}") {
         let _ = ResilienceConfig::from_toml(&text);
         let _ = ResilienceConfig::from_yaml(&text);

@@ -472,7 +472,7 @@ fn missing_parts_and_bad_values_are_typed_errors_naming_the_field() {
     );
 }
 
-#[cfg(feature = "serde")]
+#[cfg(all(feature = "toml", feature = "yaml"))]
 mod files {
     use super::*;
     use tower_bulwark::stack::ConfigFileError;

@@ -30,8 +30,9 @@ use crate::retry::RetryConfig;
 /// `service` label of every layer's metrics and the name in every event,
 /// whatever the sections say.
 ///
-/// With the `serde` feature the configuration can be read from a file; see
-/// [`ResilienceConfig::from_toml`] and [`ResilienceConfig::from_yaml`].
+/// With the `toml` or `yaml` feature the configuration can be read from a
+/// file; see `ResilienceConfig::from_toml`, `from_yaml` and `from_file`
+/// (with `serde` alone, it is `Deserialize` for any format serde reads).
 ///
 /// # Example
 ///

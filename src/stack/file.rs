@@ -97,6 +97,7 @@ impl ResilienceConfig {
     /// A [`ConfigFileError`] naming the field and its line: a syntax
     /// error, an unknown field, a value of the wrong type, or a value the
     /// layer rejects.
+    #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, ConfigFileError> {
         const FORMAT: &str = "TOML";
         let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigFileError {
@@ -145,6 +146,7 @@ impl ResilienceConfig {
     /// # Errors
     ///
     /// As [`from_toml`](Self::from_toml).
+    #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Self, ConfigFileError> {
         const FORMAT: &str = "YAML";
         let deserializer = serde_norway::Deserializer::from_str(text);
@@ -182,8 +184,8 @@ impl ResilienceConfig {
     ///
     /// # Errors
     ///
-    /// As [`from_toml`](Self::from_toml); or the file cannot be read, or
-    /// its extension is none of those.
+    /// As [`from_toml`](Self::from_toml); or the file cannot be read, its
+    /// extension is none of those, or the feature of its format is off.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         let path = path.as_ref();
         let unreadable = |format, message: String| ConfigFileError {
@@ -193,21 +195,34 @@ impl ResilienceConfig {
             message,
         };
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let format = match extension {
-            "toml" => "TOML",
-            "yaml" | "yml" => "YAML",
-            _ => {
-                return Err(unreadable(
-                    "file",
-                    format!("{}: expected a .toml, .yaml or .yml file", path.display()),
-                ));
-            }
+        let read = |format| {
+            std::fs::read_to_string(path)
+                .map_err(|e| unreadable(format, format!("cannot read {}: {e}", path.display())))
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| unreadable(format, format!("cannot read {}: {e}", path.display())))?;
-        match format {
-            "TOML" => Self::from_toml(&text),
-            _ => Self::from_yaml(&text),
+        // A format whose feature is off is named, with the feature.
+        #[cfg(not(all(feature = "toml", feature = "yaml")))]
+        let off = |format, feature: &str| {
+            Err(unreadable(
+                format,
+                format!(
+                    "{}: reading {format} needs tower-bulwark's `{feature}` feature",
+                    path.display()
+                ),
+            ))
+        };
+        match extension {
+            #[cfg(feature = "toml")]
+            "toml" => Self::from_toml(&read("TOML")?),
+            #[cfg(not(feature = "toml"))]
+            "toml" => off("TOML", "toml"),
+            #[cfg(feature = "yaml")]
+            "yaml" | "yml" => Self::from_yaml(&read("YAML")?),
+            #[cfg(not(feature = "yaml"))]
+            "yaml" | "yml" => off("YAML", "yaml"),
+            _ => Err(unreadable(
+                "file",
+                format!("{}: expected a .toml, .yaml or .yml file", path.display()),
+            )),
         }
     }
 }
@@ -241,6 +256,7 @@ fn from_config_error(error: &ConfigError, format: &'static str, text: &str) -> C
 }
 
 /// The line, counted from 1, of byte `offset` in `text`.
+#[cfg(feature = "toml")]
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -349,6 +365,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "toml")]
     fn lines_count_from_one() {
         assert_eq!(line_of("a\nb\nc", 0), 1);
         assert_eq!(line_of("a\nb\nc", 2), 2);

@@ -167,7 +167,7 @@ mod admission;
 mod answer;
 mod builder;
 mod config;
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "toml", feature = "yaml"))]
 mod file;
 pub mod future;
 mod layer;
@@ -182,7 +182,7 @@ pub use self::answer::{
 };
 pub use self::builder::ResilienceBuilder;
 pub use self::config::ResilienceConfig;
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "toml", feature = "yaml"))]
 pub use self::file::ConfigFileError;
 pub use self::layer::{BalancedService, Endpoints, Resilience, ResilienceLayer, ResilienceService};
 pub use self::optional::{Optional, OptionalFuture};
