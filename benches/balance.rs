@@ -41,7 +41,7 @@ fn picks(c: &mut Criterion) {
                 (0..endpoints).map(|i| (i, echo, 1 + (i % 3) as u32)),
             )
             .unwrap();
-            bench(c, &format!("balance/{}/{endpoints}", strategy.name()), lb);
+            bench(c, &format!("balance/{}/{endpoints}", strategy), lb);
         }
     }
     // A clone, as the layers above a balancer make per call (retries,
@@ -60,7 +60,7 @@ fn picks(c: &mut Criterion) {
         .unwrap();
         bench(
             c,
-            &format!("balance/{} + outlier detection/4", strategy.name()),
+            &format!("balance/{} + outlier detection/4", strategy),
             lb,
         );
     }
@@ -88,7 +88,7 @@ fn changes(c: &mut Criterion) {
             assert!(lb.poll_ready(&mut cx).is_ready());
             let mut i = 0;
             c.bench_function(
-                &format!("balance/one change to {n} endpoints, {}", strategy.name()),
+                &format!("balance/one change to {n} endpoints, {}", strategy),
                 |b| {
                     b.iter(|| {
                         i = (i + 7919) % n;

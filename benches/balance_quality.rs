@@ -27,7 +27,7 @@ fn main() {
         let report = sim::paused_runtime().block_on(sim::run(strategy));
         println!(
             "{:<22} {:>8.1?} {:>8.1?} {:>8.1?} {:>11.3}% {:>16}",
-            strategy.name(),
+            strategy,
             report.p50,
             report.p99,
             report.p999,

@@ -85,7 +85,7 @@ fn contended(c: &mut Criterion) {
             .balance((0..4).map(|i| (i, echo())))
             .unwrap()
         };
-        group.bench_function(format!("full stack, {} over 4", strategy.name()), |b| {
+        group.bench_function(format!("full stack, {} over 4", strategy), |b| {
             b.iter_custom(|iters| rt.block_on(run(stack.clone(), iters)))
         });
     }

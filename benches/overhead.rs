@@ -218,7 +218,7 @@ fn full_stack(c: &mut Criterion) {
         )
         .unwrap();
         let stack = layer.balance((0..4).map(|i| (i, echo()))).unwrap();
-        bench(c, &format!("full stack, {} over 4", strategy.name()), stack);
+        bench(c, &format!("full stack, {} over 4", strategy), stack);
     }
 }
 

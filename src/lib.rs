@@ -242,7 +242,7 @@ pub mod timeout;
 pub use crate::config::ConfigError;
 
 #[cfg(any(feature = "retry", feature = "hedge"))]
-mod budget;
+pub mod budget;
 #[cfg(any(feature = "retry", feature = "hedge"))]
 pub mod request;
 

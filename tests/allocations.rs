@@ -207,7 +207,7 @@ fn success_path_allocates_nothing() {
                 (0..4).map(|i| (i, echo())),
             )
             .unwrap();
-            assert_eq!(allocations_per_call(lb).await, 0.0, "{}", strategy.name());
+            assert_eq!(allocations_per_call(lb).await, 0.0, "{}", strategy);
         }
 
         // The full stack of the recommended order: Metrics, CircuitBreaker,

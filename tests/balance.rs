@@ -189,8 +189,8 @@ async fn p2c_never_picks_a_not_ready_endpoint() {
         let mut lb = LoadBalance::new(config(strategy), endpoints).unwrap();
         let picks = picks(&mut lb, 20_000).await;
         let counts = counts(&picks);
-        assert!(!counts.contains_key("never ready"), "{}", strategy.name());
-        assert_eq!(counts.len(), 3, "{}: {counts:?}", strategy.name());
+        assert!(!counts.contains_key("never ready"), "{}", strategy);
+        assert_eq!(counts.len(), 3, "{}: {counts:?}", strategy);
         let state = lb.endpoints();
         assert_eq!(state.iter().map(|e| e.pending).sum::<u64>(), 0);
     }

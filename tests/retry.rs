@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proptest::prelude::*;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use tower_bulwark::classify::Outcome;
-use tower_bulwark::retry::{RetryConfig, RetryEvent, RetryLayer, backoff};
+use tower_bulwark::retry::{RetryConfig, RetryEvent, RetryLayer};
 
 /// A service failing its first `failures` calls; records when each call
 /// came.
@@ -117,23 +116,6 @@ async fn waits_stay_within_their_jitter_bounds() {
                 "retry {retry} waited {waited:?} > {ceiling:?}"
             );
         }
-    }
-}
-
-proptest! {
-    #[test]
-    fn backoff_is_within_zero_and_the_capped_exponential(
-        base_ms in 1u64..1_000,
-        extra_ms in 0u64..10_000,
-        retry in 1u32..64,
-        unit in 0.0f64..1.0,
-    ) {
-        let base = Duration::from_millis(base_ms);
-        let max = base + Duration::from_millis(extra_ms);
-        let wait = backoff(base, max, retry, unit);
-        let ceiling = base.saturating_mul(1 << (retry - 1).min(31)).min(max);
-        prop_assert!(wait <= ceiling, "{wait:?} > {ceiling:?}");
-        prop_assert_eq!(backoff(base, max, retry, 0.0), Duration::ZERO);
     }
 }
 

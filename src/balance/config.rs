@@ -92,17 +92,21 @@ impl Strategy {
             decay: PEAK_EWMA_DECAY,
         }
     }
+}
 
-    /// The name used in messages and benchmarks.
-    pub fn name(&self) -> &'static str {
-        match self {
+/// The strategy's name, for logs and messages: `p2c peak ewma`,
+/// `round robin`...
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that widths and alignment apply (`{:<22}`).
+        f.pad(match self {
             Strategy::RoundRobin => "round robin",
             Strategy::WeightedRoundRobin => "weighted round robin",
             Strategy::Random => "random",
             Strategy::WeightedRandom => "weighted random",
             Strategy::P2cLeastPending => "p2c least pending",
             Strategy::P2cPeakEwma { .. } => "p2c peak ewma",
-        }
+        })
     }
 }
 

@@ -40,7 +40,7 @@ impl CircuitState {
     /// The value of the `bulwark_circuit_state` gauge: 0 when calls flow
     /// (closed, forced closed, disabled), 1 half-open, 2 when calls are
     /// rejected (open, forced open).
-    pub fn gauge_value(self) -> f64 {
+    pub(crate) fn gauge_value(self) -> f64 {
         match self {
             CircuitState::Closed | CircuitState::ForcedClosed | CircuitState::Disabled => 0.0,
             CircuitState::HalfOpen => 1.0,

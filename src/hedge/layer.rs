@@ -2,9 +2,10 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{ByClone, Core, Hedge, HedgeConfig, Shared};
+use super::{Core, Hedge, HedgeConfig, Shared};
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
+use crate::request::ByClone;
 use crate::request::Template;
 
 /// Applies [`Hedge`] to services. See the [module docs](super).
@@ -34,7 +35,7 @@ impl HedgeLayer {
 }
 
 impl<R, C> HedgeLayer<R, C> {
-    /// Copies requests with `cloner` (a [`CloneRequest`](super::CloneRequest))
+    /// Copies requests with `cloner` (a [`CloneRequest`](crate::request::CloneRequest))
     /// instead of `Clone`; a request it maps to `None` is never hedged.
     pub fn clone_requests_with<R2>(self, cloner: R2) -> HedgeLayer<R2, C> {
         HedgeLayer {

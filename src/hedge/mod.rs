@@ -69,10 +69,9 @@ use self::future::ResponseFuture;
 use self::histogram::Histogram;
 pub use self::layer::HedgeLayer;
 use crate::budget::Budget;
-pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
 use crate::request::Template;
-pub use crate::request::{ByClone, CloneRequest, Idempotent};
+use crate::request::{ByClone, CloneRequest};
 use crate::telemetry::{Counter, Scope};
 
 /// What every service a hedge layer wraps shares: the latency figures, the

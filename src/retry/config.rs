@@ -162,8 +162,32 @@ pub(crate) struct Settings {
 
 /// The wait before retry `retry` (1 for the first retry): `unit` (a random
 /// number in [0, 1)) times min(`max`, `base` × 2^(retry − 1)).
-pub fn backoff(base: Duration, max: Duration, retry: u32, unit: f64) -> Duration {
+pub(crate) fn backoff(base: Duration, max: Duration, retry: u32, unit: f64) -> Duration {
     let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
     let ceiling = (base.as_secs_f64() * 2f64.powi(exponent)).min(max.as_secs_f64());
     Duration::try_from_secs_f64(ceiling * unit.clamp(0.0, 1.0)).unwrap_or(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn backoff_is_within_zero_and_the_capped_exponential(
+            base_ms in 1u64..1_000,
+            extra_ms in 0u64..10_000,
+            retry in 1u32..64,
+            unit in 0.0f64..1.0,
+        ) {
+            let base = Duration::from_millis(base_ms);
+            let max = base + Duration::from_millis(extra_ms);
+            let wait = backoff(base, max, retry, unit);
+            let ceiling = base.saturating_mul(1 << (retry - 1).min(31)).min(max);
+            prop_assert!(wait <= ceiling, "{wait:?} > {ceiling:?}");
+            prop_assert_eq!(backoff(base, max, retry, 0.0), Duration::ZERO);
+        }
+    }
 }

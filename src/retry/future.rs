@@ -10,9 +10,10 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::{CloneRequest, RetryAfter, RetryEvent, Shared, backoff};
+use super::{RetryAfter, RetryEvent, Shared, backoff};
 use crate::classify::is_local_rejection;
 use crate::classify::{Classify, Outcome};
+use crate::request::CloneRequest;
 
 pin_project! {
     /// Response future of [`Retry`](super::Retry): the first attempt, and

@@ -2,9 +2,10 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{ByClone, Core, NoRetryAfter, Retry, RetryConfig, Shared};
+use super::{Core, NoRetryAfter, Retry, RetryConfig, Shared};
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
+use crate::request::ByClone;
 use crate::request::Template;
 
 /// Applies [`Retry`] to services. See the [module docs](super).
@@ -46,7 +47,7 @@ impl<C, R, H> RetryLayer<C, R, H> {
         }
     }
 
-    /// Copies requests with `cloner` (a [`CloneRequest`](super::CloneRequest):
+    /// Copies requests with `cloner` (a [`CloneRequest`](crate::request::CloneRequest):
     /// a closure `Fn(&Req) -> Option<Req>`, capturing or not, or
     /// [`Idempotent`](crate::request::Idempotent) for HTTP) instead of
     /// `Clone`. A request it maps to `None` is sent once.

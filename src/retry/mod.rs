@@ -11,9 +11,9 @@
 //!
 //! # The budget
 //!
-//! Every first attempt deposits [`ratio`](BudgetConfig::ratio) of a token
+//! Every first attempt deposits [`ratio`](crate::budget::BudgetConfig::ratio) of a token
 //! and every retry takes one, with a floor of
-//! [`min_per_second`](BudgetConfig::min_per_second) tokens per second (Finagle's and Linkerd's defaults: 20 % plus 10 per second). When
+//! [`min_per_second`](crate::budget::BudgetConfig::min_per_second) tokens per second (Finagle's and Linkerd's defaults: 20 % plus 10 per second). When
 //! a service fails every call, the calls it receives are capped at about
 //! 1.2 times the calls offered, instead of `max_attempts` times. An
 //! exhausted budget is reported as a [`RetryEvent::BudgetExhausted`] and a
@@ -28,7 +28,7 @@
 //! ([`ByClone`], the default), or by a [`CloneRequest`] given to
 //! [`RetryLayer::clone_requests_with`], which returns `None` for requests
 //! that must not be sent again (see [`crate::request`]). For HTTP,
-//! [`Idempotent`] (features `http`, `reqwest`) copies `GET`, `HEAD`,
+//! [`Idempotent`](crate::request::Idempotent) (features `http`, `reqwest`) copies `GET`, `HEAD`,
 //! `OPTIONS`, `TRACE`, `PUT` and `DELETE` requests and those with an
 //! `Idempotency-Key`, and sends any other once.
 //!
@@ -81,17 +81,14 @@ use std::time::Duration;
 
 use tower_service::Service;
 
+pub use self::config::RetryConfig;
 use self::config::Settings;
-pub use self::config::{RetryConfig, backoff};
+pub(crate) use self::config::backoff;
 use self::future::ResponseFuture;
 pub use self::layer::RetryLayer;
 use crate::budget::Budget;
-pub use crate::budget::BudgetConfig;
 use crate::classify::{Classify, DefaultClassifier};
-use crate::request::Template;
-#[cfg(feature = "http")]
-pub use crate::request::clone_http_request;
-pub use crate::request::{ByClone, CloneRequest, Idempotent};
+use crate::request::{ByClone, CloneRequest, Template};
 use crate::telemetry::{Counter, Scope};
 
 /// An event of a retry layer, given to the callback set with
