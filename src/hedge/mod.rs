@@ -150,7 +150,9 @@ impl<S, R, C> Hedge<S, R, C> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. A change made through it reaches first
+    /// attempts only: hedges go through a clone of the service as the layer
+    /// wrapped it.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -243,7 +243,9 @@ impl<S, C, R, H> Retry<S, C, R, H> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. A change made through it reaches first
+    /// attempts only: retries go through a clone of the service as the layer
+    /// wrapped it.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
