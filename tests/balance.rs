@@ -314,6 +314,18 @@ fn ejected(lb: &LoadBalance<&'static str, impl Clone>) -> Vec<&'static str> {
 }
 
 #[tokio::test(start_paused = true)]
+async fn without_a_rule_that_applies_nothing_is_ejected() {
+    // Neither failures in a row nor a failure rate: outlier detection is on
+    // but has no rule, so `bad` failing all its 30 calls stays in (with the
+    // 20-call window of old, 20 failures of 20 ejected it).
+    let detection = OutlierDetection::default().consecutive_failures(None);
+    let (mut lb, _failing) = with_bad_endpoint(detection, Arc::default());
+    let results = call_n(&mut lb, 90).await;
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 30);
+    assert!(ejected(&lb).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failing_endpoint_is_ejected_returns_and_is_ejected_longer_the_second_time() {
     let base = Duration::from_secs(10);
     let events = Arc::new(Mutex::new(Vec::new()));

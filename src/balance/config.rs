@@ -246,18 +246,15 @@ impl OutlierDetection {
         let mut breaker = CircuitBreakerConfig::default()
             .sliding_window(SlidingWindow::count(self.window))
             .minimum_calls(self.minimum_calls)
-            // No rate rule unless asked for: the balancer then keeps no
-            // window at all (the breaker's `rates` setting).
+            // Without a rate rule the balancer keeps no window at all
+            // (the breaker's `rates` setting), so this threshold is never
+            // judged; 1.0 only passes validation.
             .failure_rate_threshold(self.failure_rate.unwrap_or(1.0))
             .open_duration(
                 OpenDuration::linear(self.base_ejection_time, self.max_ejection_time)
                     .jitter(self.jitter),
             )
             .half_open_probes(1);
-        if self.failure_rate.is_none() {
-            breaker.minimum_calls = self.window;
-            breaker.failure_rate_threshold = 1.0;
-        }
         breaker.consecutive_failures = self.consecutive_failures;
         breaker
     }
