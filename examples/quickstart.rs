@@ -23,6 +23,7 @@ use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_bulwark::circuit_breaker::{
     CircuitBreakerConfig, CircuitBreakerLayer, CircuitEvent, OpenDuration, SlidingWindow,
 };
+use tower_bulwark::event::{Event, Events};
 use tower_bulwark::timeout::{TimeoutLayer, error::Elapsed};
 
 const HEALTHY: u8 = 0;
@@ -52,8 +53,17 @@ async fn main() -> Result<(), BoxError> {
         })
     };
 
+    // The breaker's state changes, as its events tell them.
     let transitions = Arc::new(Mutex::new(Vec::new()));
     let log = transitions.clone();
+    let events = Events::new();
+    events.subscribe(move |event| {
+        if let Event::Circuit(CircuitEvent::StateTransition { from, to, .. }) = event {
+            if let Ok(mut log) = log.lock() {
+                log.push((*from, *to));
+            }
+        }
+    });
     let breaker = CircuitBreakerLayer::new(
         CircuitBreakerConfig::default()
             .service("inventory")
@@ -61,13 +71,7 @@ async fn main() -> Result<(), BoxError> {
             .minimum_calls(10)
             .failure_rate_threshold(0.5)
             .open_duration(OpenDuration::fixed(Duration::from_millis(500)))
-            .on_event(move |event| {
-                if let CircuitEvent::StateTransition { from, to, .. } = event {
-                    if let Ok(mut log) = log.lock() {
-                        log.push((*from, *to));
-                    }
-                }
-            }),
+            .events(&events),
     )?
     .fallback(service_fn(|id: u32| async move {
         Ok::<_, BoxError>(format!("item {id} (cached)"))

@@ -65,8 +65,8 @@
 //!   the layer is built, behind an `Arc`; every service they wrap and every
 //!   clone of those shares it (axum clones a service per request).
 //! - **Time** is tokio's: every layer runs on tokio's paused clock in tests.
-//! - **Events** of stateful layers go to a callback ([`event`]), for
-//!   alerting inside the process; **metrics** go through the
+//! - **Events** of stateful layers go to an [`Events`](event::Events) hub
+//!   (and to `tracing`, with the feature), for alerting inside the process; **metrics** go through the
 //!   [`metrics`](https://docs.rs/metrics) facade, for alerting outside it.
 //! - **Configuration** is plain structs with defaults and by-value setters,
 //!   checked when a layer is built: a bad value is a [`ConfigError`] that
@@ -170,6 +170,7 @@
 //! | `bulkhead` | yes | [`bulkhead`]: a cap on concurrent calls with a bounded wait, failing with [`error::Overloaded`] |
 //! | `adaptive` | yes | [`adaptive`]: a cap on concurrent calls learned from latency (Gradient2, AIMD, Vegas) |
 //! | `rate-limit` | yes | [`rate_limit`]: calls per unit of time, global or per key, bounded (uses `governor` and `moka`) |
+//! | `tracing` | no | every layer's [`event`]s as `tracing` events too, with the layer's `service` (depends on `tracing`, without its default features) |
 //! | `dns` | no | [`balance::dns`]: endpoints from DNS A, AAAA and SRV records (depends on `hickory-resolver`) |
 //! | `full` | no | all of the above |
 //!
@@ -213,6 +214,13 @@ mod config;
 #[cfg(feature = "serde")]
 mod de;
 pub mod error;
+#[cfg(any(
+    feature = "circuit-breaker",
+    feature = "retry",
+    feature = "bulkhead",
+    feature = "adaptive",
+    feature = "rate-limit"
+))]
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;

@@ -15,6 +15,7 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use tower_bulwark::adaptive::{AdaptiveConcurrencyLayer, AdaptiveConfig, Algorithm};
 use tower_bulwark::admission::AdmissionEvent;
 use tower_bulwark::error::Overloaded;
+use tower_bulwark::event::{Event, Events};
 use tower_bulwark::timeout::TimeoutLayer;
 
 /// A backend that serves `capacity` calls at once, each in `latency`; the
@@ -71,15 +72,16 @@ where
 async fn gradient2_learns_a_limit_near_what_the_backend_serves_and_sheds_the_rest() {
     let changes = Arc::new(AtomicUsize::new(0));
     let seen = changes.clone();
-    let layer = AdaptiveConcurrencyLayer::new(AdaptiveConfig::default().service("users").on_event(
-        move |event| {
-            if let AdmissionEvent::LimitChanged { service, .. } = event {
-                assert_eq!(&**service, "users");
-                seen.fetch_add(1, Relaxed);
-            }
-        },
-    ))
-    .unwrap();
+    let hub = Events::new();
+    hub.subscribe(move |event| {
+        if let Event::Admission(AdmissionEvent::LimitChanged { service, .. }) = event {
+            assert_eq!(&**service, "users");
+            seen.fetch_add(1, Relaxed);
+        }
+    });
+    let layer =
+        AdaptiveConcurrencyLayer::new(AdaptiveConfig::default().service("users").events(&hub))
+            .unwrap();
     assert_eq!(layer.limit(), 20, "the initial limit");
     // 8 at once in 10 ms: 800 calls a second at most; 100 callers.
     let service = layer.layer(queueing(8, Duration::from_millis(10)));

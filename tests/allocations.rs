@@ -249,6 +249,25 @@ fn success_path_allocates_nothing() {
             "open, fallback"
         );
 
+        // Open with a fallback, and every rejection an event to a hub with
+        // a subscriber: delivering the event allocates nothing.
+        let hub = tower_bulwark::event::Events::new();
+        let rejections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = rejections.clone();
+        hub.subscribe(move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let layer = CircuitBreakerLayer::new(CircuitBreakerConfig::default().events(&hub))
+            .unwrap()
+            .fallback(service_fn(|x: u64| async move { Ok::<_, Infallible>(x) }));
+        layer.handle().force_open();
+        assert_eq!(
+            allocations_per_call(layer.layer(echo())).await,
+            0.0,
+            "open, fallback, events to a hub"
+        );
+        assert!(rejections.load(std::sync::atomic::Ordering::Relaxed) > 3 * CALLS);
+
         // Open without a fallback: the one allocation is the boxed
         // `CircuitOpen` that the `BoxError` contract requires.
         let layer = breaker();

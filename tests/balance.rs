@@ -3,6 +3,9 @@
 #![cfg(feature = "balance")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+#[path = "support/events.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,7 +279,7 @@ fn with_bad_endpoint(
         config(Strategy::RoundRobin)
             .outlier_detection(detection)
             .endpoint_metrics(true)
-            .on_event(move |e| events.lock().unwrap().push(e.clone())),
+            .events(&support::record_balance(events)),
         [
             ("a", endpoint("a")),
             ("bad", endpoint("bad")),
@@ -466,10 +469,9 @@ async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
     let seen = events.clone();
     let (tx, rx) =
         mpsc::unbounded::<Result<Change<&'static str, mock::Mock<u32, u32>>, Infallible>>();
-    let layer = LoadBalanceLayer::new(
-        config(Strategy::RoundRobin).on_event(move |e| seen.lock().unwrap().push(e.clone())),
-    )
-    .unwrap();
+    let layer =
+        LoadBalanceLayer::new(config(Strategy::RoundRobin).events(&support::record_balance(seen)))
+            .unwrap();
     let mut lb = layer.layer(rx);
 
     let (a, mut ha) = mock::pair::<u32, u32>();

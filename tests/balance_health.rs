@@ -5,6 +5,9 @@
 #![cfg(feature = "balance")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+#[path = "support/events.rs"]
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,7 @@ struct Fleet {
     request_fails: Mutex<HashSet<&'static str>>,
     probes: Mutex<HashMap<&'static str, usize>>,
     requests: Mutex<HashMap<&'static str, usize>>,
-    events: Mutex<Vec<BalanceEvent>>,
+    events: Arc<Mutex<Vec<BalanceEvent>>>,
 }
 
 impl Fleet {
@@ -84,7 +87,7 @@ fn config(fleet: &Arc<Fleet>) -> BalanceConfig {
     let fleet = fleet.clone();
     BalanceConfig::default()
         .strategy(Strategy::RoundRobin)
-        .on_event(move |e| fleet.events.lock().unwrap().push(e.clone()))
+        .events(&support::record_balance(fleet.events.clone()))
 }
 
 async fn send<S>(lb: &mut S, n: usize) -> Vec<&'static str>
@@ -343,7 +346,7 @@ async fn http_get_probes_a_real_server() {
     let lb = LoadBalance::new(
         BalanceConfig::default()
             .no_outlier_detection()
-            .on_event(move |e| recorded.lock().unwrap().push(e.clone())),
+            .events(&support::record_balance(recorded)),
         [(addr, echo)],
     )
     .unwrap()

@@ -5,6 +5,9 @@
 #![cfg(feature = "balance")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+#[path = "support/events.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,7 +70,7 @@ async fn a_stopped_instance_is_ejected_and_every_request_is_answered() {
                     .consecutive_failures(Some(2))
                     .ejection_time(Duration::from_secs(60), Duration::from_secs(60)),
             )
-            .on_event(move |e| seen.lock().unwrap().push(e.clone())),
+            .events(&support::record_balance(seen)),
         endpoints,
     )
     .unwrap();

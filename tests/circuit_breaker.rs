@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 #![cfg(feature = "circuit-breaker")]
 
+#[path = "support/events.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use tower_bulwark::circuit_breaker::{
     OpenDuration, SlidingWindow, TransitionReason, error::CircuitOpen,
 };
 use tower_bulwark::classify::Outcome;
+use tower_bulwark::event::{Event, Events};
 use tower_test::mock;
 
 const OPEN: Duration = Duration::from_secs(10);
@@ -528,7 +532,7 @@ async fn events_report_transitions_with_reasons_and_rejections() {
     let mut h = Harness::new(
         config()
             .consecutive_failures(1)
-            .on_event(move |e: &CircuitEvent| seen.lock().unwrap().push(e.clone())),
+            .events(&support::record_circuit(seen)),
     );
     h.fail(1).await;
     h.rejected().await;
@@ -576,18 +580,19 @@ async fn the_event_callback_may_steer_the_breaker() {
     let slot: Arc<Mutex<Option<tower_bulwark::circuit_breaker::CircuitBreakerHandle>>> =
         Arc::default();
     let from_callback = slot.clone();
-    let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).on_event(move |e| {
-        if let CircuitEvent::StateTransition {
+    let hub = Events::new();
+    hub.subscribe(move |e| {
+        if let Event::Circuit(CircuitEvent::StateTransition {
             to: CircuitState::Open,
             ..
-        } = e
+        }) = e
         {
             if let Some(handle) = from_callback.lock().unwrap().as_ref() {
                 handle.force_open();
             }
         }
-    }))
-    .unwrap();
+    });
+    let layer = CircuitBreakerLayer::new(config().consecutive_failures(1).events(&hub)).unwrap();
     *slot.lock().unwrap() = Some(layer.handle());
     let mut svc = layer.layer(service_fn(|_: ()| async {
         Err::<(), BoxError>("down".into())

@@ -5,6 +5,9 @@
 #![cfg(feature = "dns")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+#[path = "support/events.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -125,7 +128,7 @@ fn balancer(
         BalanceConfig::default()
             .strategy(Strategy::RoundRobin)
             .no_outlier_detection()
-            .on_event(move |e| events.lock().unwrap().push(e.clone())),
+            .events(&support::record_balance(events)),
         discover,
     )
     .unwrap()

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use tower_bulwark::admission::AdmissionEvent;
 use tower_bulwark::error::{ErrorKind, Overloaded};
+use tower_bulwark::event::{Event, Events};
 use tower_bulwark::rate_limit::{RateLimitConfig, RateLimitLayer};
 
 fn echo() -> impl Service<u32, Response = u32, Error = BoxError, Future: Send> + Clone + Send {
@@ -29,17 +30,19 @@ fn overloaded(result: Result<u32, BoxError>) -> Overloaded {
 async fn a_burst_goes_through_then_calls_are_spaced_at_the_rate() {
     let rejections = Arc::new(AtomicUsize::new(0));
     let seen = rejections.clone();
+    let hub = Events::new();
+    hub.subscribe(move |event| {
+        if let Event::Admission(AdmissionEvent::Rejected { layer, .. }) = event {
+            assert_eq!(*layer, "rate_limit");
+            seen.fetch_add(1, Relaxed);
+        }
+    });
     let layer = RateLimitLayer::new(
         RateLimitConfig::default()
             .service("users")
             .rate(10, Duration::from_secs(1))
             .burst(3)
-            .on_event(move |event| {
-                if let AdmissionEvent::Rejected { layer, .. } = event {
-                    assert_eq!(*layer, "rate_limit");
-                    seen.fetch_add(1, Relaxed);
-                }
-            }),
+            .events(&hub),
     )
     .unwrap();
     let mut service = layer.layer(echo());

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use tower_bulwark::classify::Outcome;
+use tower_bulwark::event::{Event, Events};
 use tower_bulwark::retry::{RetryConfig, RetryEvent, RetryLayer};
 
 /// A service failing its first `failures` calls; records when each call
@@ -132,12 +133,17 @@ async fn storm(config: RetryConfig, per_client: usize) -> (f64, Duration) {
     });
     let exhausted = Arc::new(AtomicUsize::new(0));
     let seen = exhausted.clone();
-    let svc = RetryLayer::new(config.max_attempts(3).on_event(move |e| {
-        assert!(matches!(e, RetryEvent::BudgetExhausted { .. }));
+    let hub = Events::new();
+    hub.subscribe(move |e| {
+        assert!(matches!(
+            e,
+            Event::Retry(RetryEvent::BudgetExhausted { .. })
+        ));
         seen.fetch_add(1, Ordering::SeqCst);
-    }))
-    .unwrap()
-    .layer(down);
+    });
+    let svc = RetryLayer::new(config.max_attempts(3).events(&hub))
+        .unwrap()
+        .layer(down);
     let run = |per_client: usize| {
         let svc = svc.clone();
         async move {

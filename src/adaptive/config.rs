@@ -172,14 +172,7 @@ impl AdaptiveConfig {
         self
     }
 
-    /// Calls `callback` with every [`AdmissionEvent`]. See [`crate::event`].
-    pub fn on_event(mut self, callback: impl Fn(&AdmissionEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -263,7 +256,7 @@ impl fmt::Debug for AdaptiveConfig {
             .field("smoothing", &self.smoothing)
             .field("backoff", &self.backoff)
             .field("slow_call", &self.slow_call)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -74,7 +74,7 @@ impl Telemetry {
         }
     }
 
-    /// Counts a call turned away, and tells the events' callback.
+    /// Counts a call turned away, and reports it.
     pub(crate) fn rejected(&self) {
         self.rejected.increment(1);
         self.events.emit(|| AdmissionEvent::Rejected {

@@ -397,15 +397,7 @@ impl BalanceConfig {
         self
     }
 
-    /// Calls `callback` with every [`BalanceEvent`]: endpoints added,
-    /// removed, ejected and returned. See [`crate::event`].
-    pub fn on_event(mut self, callback: impl Fn(&BalanceEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -474,7 +466,7 @@ impl fmt::Debug for BalanceConfig {
             .field("seed", &self.seed)
             .field("endpoint_metrics", &self.endpoint_metrics)
             .field("hash_balance_factor", &self.hash_balance_factor)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
-/// An event of a load balancer, given to the callback set with
-/// [`BalanceConfig::on_event`](super::BalanceConfig::on_event).
+/// An event of a load balancer, sent to the hub set with
+/// [`BalanceConfig::events`](super::BalanceConfig::events) as
+/// [`Event::Balance`](crate::event::Event::Balance).
 ///
 /// `endpoint` is the endpoint's key as text (its `Display`).
 #[derive(Debug, Clone, PartialEq, Eq)]

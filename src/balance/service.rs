@@ -25,6 +25,7 @@ use crate::BoxError;
 use crate::circuit_breaker::state::{Breaker, Gate, Permit, Standing};
 use crate::classify::{Classify, DefaultClassifier, Outcome};
 use crate::config::{Check, ConfigError};
+use crate::event::Emitter;
 
 /// Spreads requests over a set of endpoints. See the [module docs](super).
 ///
@@ -458,10 +459,11 @@ where
             let endpoint = label.clone();
             let mut settings = config
                 .service(label.to_string())
-                .on_event(move |event| telemetry.on_breaker_event(&endpoint, event))
                 .validate()
                 // Derived from validated outlier settings; cannot fail.
                 .ok()?;
+            settings.events =
+                Emitter::inner(move |event| telemetry.on_breaker_event(&endpoint, event));
             settings.metrics = false;
             // Without a failure-rate rule, failures in a row alone eject:
             // no window, and a success writes nothing.

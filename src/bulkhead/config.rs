@@ -67,14 +67,7 @@ impl BulkheadConfig {
         self
     }
 
-    /// Calls `callback` with every [`AdmissionEvent`]. See [`crate::event`].
-    pub fn on_event(mut self, callback: impl Fn(&AdmissionEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -101,7 +94,7 @@ impl fmt::Debug for BulkheadConfig {
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("max_queue", &self.max_queue)
             .field("max_wait", &self.max_wait)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -346,16 +346,7 @@ impl CircuitBreakerConfig {
         self
     }
 
-    /// Calls `callback` with every [`CircuitEvent`]: state transitions and
-    /// rejected calls. See [`crate::event`] for when it runs. Without a
-    /// callback, events cost nothing.
-    pub fn on_event(mut self, callback: impl Fn(&CircuitEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -444,7 +435,7 @@ impl fmt::Debug for CircuitBreakerConfig {
             .field("consecutive_failures", &self.consecutive_failures)
             .field("open_duration", &self.open_duration)
             .field("half_open_probes", &self.half_open_probes)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -75,8 +75,9 @@ pub enum TransitionReason {
     Manual,
 }
 
-/// An event of a circuit breaker, given to the callback set with
-/// [`CircuitBreakerConfig::on_event`](super::CircuitBreakerConfig::on_event).
+/// An event of a circuit breaker, sent to the hub set with
+/// [`CircuitBreakerConfig::events`](super::CircuitBreakerConfig::events) as
+/// [`Event::Circuit`](crate::event::Event::Circuit).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum CircuitEvent {

@@ -563,7 +563,7 @@ impl Breaker {
         true
     }
 
-    /// Counts a rejected call and tells the event callback.
+    /// Counts a rejected call and reports it.
     #[inline]
     pub(crate) fn on_rejected(&self, retry_after: Option<Duration>) {
         self.metrics.rejected.increment(1);

@@ -113,14 +113,7 @@ impl RateLimitConfig {
         self
     }
 
-    /// Calls `callback` with every [`AdmissionEvent`]. See [`crate::event`].
-    pub fn on_event(mut self, callback: impl Fn(&AdmissionEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -156,7 +149,7 @@ impl fmt::Debug for RateLimitConfig {
             .field("burst", &self.burst)
             .field("max_wait", &self.max_wait)
             .field("max_keys", &self.max_keys)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -102,14 +102,7 @@ impl RetryConfig {
         self
     }
 
-    /// Calls `callback` with every [`RetryEvent`]. See [`crate::event`].
-    pub fn on_event(mut self, callback: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
-        self.events = Emitter::new(callback);
-        self
-    }
-
-    /// Sends every event to `hub` (see [`crate::event`]) instead of a
-    /// callback of its own.
+    /// Sends every event to `hub` (see [`crate::event`]).
     pub fn events(mut self, hub: &crate::event::Events) -> Self {
         self.events = Emitter::to_hub(hub);
         self
@@ -145,7 +138,7 @@ impl fmt::Debug for RetryConfig {
             .field("backoff_base", &self.backoff_base)
             .field("backoff_max", &self.backoff_max)
             .field("budget", &self.budget)
-            .field("on_event", &self.events)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -91,8 +91,8 @@ use crate::classify::{Classify, DefaultClassifier};
 use crate::request::{ByClone, CloneRequest, Template};
 use crate::telemetry::{Counter, Scope};
 
-/// An event of a retry layer, given to the callback set with
-/// [`RetryConfig::on_event`].
+/// An event of a retry layer, sent to the hub set with
+/// [`RetryConfig::events`] as [`Event::Retry`](crate::event::Event::Retry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryEvent {
