@@ -26,8 +26,11 @@ pub(crate) fn init() -> WorkerGuard {
         .lossy(true)
         .buffered_lines_limit(10_000)
         .finish(std::io::stdout());
+    // The layers' events are logged by `log_events` below, with repeats
+    // counted; the crate's own `tracing` events of them (feature `tracing`,
+    // on in CI's `--all-features` runs) would say each twice.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_bulwark=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
