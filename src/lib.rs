@@ -196,6 +196,9 @@
     allow(dead_code)
 )]
 
+#[macro_use]
+mod macros;
+
 #[cfg(feature = "adaptive")]
 pub mod adaptive;
 #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]

@@ -309,3 +309,15 @@ async fn waiting_calls_are_woken_under_contention() {
     assert!(most.load(Ordering::SeqCst) <= 2);
     assert_eq!(layer.in_flight(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn unwrapping_a_ready_bulkhead_gives_its_place_back() {
+    let layer = one_place(Duration::from_millis(1));
+    let mut first = layer.layer(held());
+    let mut second = first.clone();
+    first.ready().await.unwrap();
+    let _inner = first.into_inner();
+    let (tx, rx) = oneshot::channel();
+    tx.send(7).unwrap();
+    assert_eq!(second.ready().await.unwrap().call(rx).await.unwrap(), 7);
+}

@@ -30,6 +30,8 @@ impl<S, C> AdaptiveConcurrency<S, C> {
     pub fn limit(&self) -> usize {
         self.gate.places().limit()
     }
+
+    inner_service!(into_inner: "A place taken by `poll_ready` is given back.",);
 }
 
 impl<S: Clone, C: Clone> Clone for AdaptiveConcurrency<S, C> {

@@ -20,6 +20,8 @@ impl<S> Bulkhead<S> {
             gate: Gate::new(places),
         }
     }
+
+    inner_service!(into_inner: "A place taken by `poll_ready` is given back.",);
 }
 
 impl<S: Clone> Clone for Bulkhead<S> {

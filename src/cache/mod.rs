@@ -283,20 +283,7 @@ impl<S, Req, K, F, T, E, C, M> Cache<S, Req, K, F, T, E, C, M> {
         self.store.entry_count()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!();
 }
 
 impl<S, Req, K, F, T, E, C, M> Clone for Cache<S, Req, K, F, T, E, C, M>

@@ -73,20 +73,7 @@ pub struct PerKey<S, Kr, C, F> {
 }
 
 impl<S, Kr, C, F> PerKey<S, Kr, C, F> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!();
 }
 
 impl<S: Clone, Kr: Clone, C: Clone, F: Clone> Clone for PerKey<S, Kr, C, F> {

@@ -56,21 +56,7 @@ impl<S, C, F> CircuitBreaker<S, C, F> {
         CircuitBreakerHandle::new(self.reservation.breaker.clone())
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service. A reservation made by
-    /// `poll_ready` is given back.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!(into_inner: "A reservation made by `poll_ready` is given back.",);
 }
 
 impl<S: Clone, C: Clone, F: Clone> Clone for CircuitBreaker<S, C, F> {

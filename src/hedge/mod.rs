@@ -145,22 +145,10 @@ impl<S, R, C> Hedge<S, R, C> {
         Hedge { inner, shared }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably. A change made through it reaches first
-    /// attempts only: hedges go through a clone of the service as the layer
-    /// wrapped it.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!(
+        get_mut: "A change made through it reaches first attempts only: hedges go \
+                  through a clone of the service as the layer wrapped it.",
+    );
 }
 
 impl<S, R, C, Req> Service<Req> for Hedge<S, R, C>

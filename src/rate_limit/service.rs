@@ -76,6 +76,8 @@ impl<S, L> RateLimiter<S, L> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<L>>) -> Self {
         RateLimiter { inner, shared }
     }
+
+    inner_service!();
 }
 
 impl<S: Clone, L> Clone for RateLimiter<S, L> {

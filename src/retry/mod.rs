@@ -238,22 +238,10 @@ impl<S, C, R, H> Retry<S, C, R, H> {
         self.shared.core.budget.balance()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably. A change made through it reaches first
-    /// attempts only: retries go through a clone of the service as the layer
-    /// wrapped it.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!(
+        get_mut: "A change made through it reaches first attempts only: retries go \
+                  through a clone of the service as the layer wrapped it.",
+    );
 }
 
 impl<S, C, R, H, Req> Service<Req> for Retry<S, C, R, H>

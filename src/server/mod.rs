@@ -295,20 +295,7 @@ pub struct Responding<S, P = Http> {
 }
 
 impl<S, P> Responding<S, P> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service!();
 }
 
 impl<S, Req, B, P> tower_service::Service<Req> for Responding<S, P>
