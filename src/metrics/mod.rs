@@ -48,18 +48,17 @@ pub mod future;
 #[cfg(all(feature = "keyed", feature = "http"))]
 mod labels;
 mod layer;
+mod service;
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tokio::time::Instant;
-use tower_service::Service;
 
-use self::future::{Call, ResponseFuture};
 #[cfg(all(feature = "keyed", feature = "http"))]
 pub use self::labels::{HttpLabels, Labelled, NoRoute};
 pub use self::layer::MetricsLayer;
-use crate::classify::{DefaultClassifier, Outcome};
+pub use self::service::Metrics;
+use crate::classify::Outcome;
 use crate::telemetry::{Counter, Gauge, Histogram, Scope};
 
 /// The status class of an answer: `1xx` to `5xx`, or none (not an HTTP
@@ -201,52 +200,5 @@ impl<Res> ClassOf<Res> for Unlabelled {
     #[inline]
     fn class<E>(_result: Result<&Res, &E>) -> StatusClass {
         0
-    }
-}
-
-/// Reports RED metrics of a service. See the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct Metrics<S, C = DefaultClassifier, L = Unlabelled> {
-    inner: S,
-    labels: L,
-    classifier: C,
-}
-
-impl<S, C, L> Metrics<S, C, L> {
-    pub(crate) fn from_parts(inner: S, labels: L, classifier: C) -> Self {
-        Metrics {
-            inner,
-            labels,
-            classifier,
-        }
-    }
-
-    inner_service!();
-}
-
-impl<S, C, L, Req> Service<Req> for Metrics<S, C, L>
-where
-    S: Service<Req>,
-    C: crate::classify::Classify<S::Response, S::Error> + Clone,
-    L: Labels<Req, S::Response>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, C, L, L::Tally>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        // The layers beneath take the time from this call's one reading.
-        let _section = crate::clock::Section::open();
-        // In flight from here; the count is given back if the inner `call`
-        // panics, as it is when the future is dropped.
-        let call = Call::start(self.labels.tally(&req), crate::clock::now());
-        let classifier = self.classifier.clone();
-        ResponseFuture::new(self.inner.call(req), classifier, call)
     }
 }
