@@ -124,6 +124,7 @@ impl Budget {
     }
 
     /// Extra attempts that could be made now.
+    #[cfg(feature = "retry")]
     pub(crate) fn balance(&self) -> f64 {
         self.tokens.load(Relaxed) as f64 / UNIT as f64
     }

@@ -44,12 +44,14 @@ pub(crate) fn now() -> Instant {
 /// one. A guard rather than a closure, so that the future a `call` builds
 /// in a section is built where its caller keeps it, not returned through
 /// the closure and copied.
+#[cfg(feature = "metrics")]
 #[must_use = "the section closes when dropped"]
 pub(crate) struct Section {
     /// Whether this guard opened the section (and closes it).
     opened: bool,
 }
 
+#[cfg(feature = "metrics")]
 impl Section {
     /// Opens a section, unless one is open.
     #[inline]
@@ -65,6 +67,7 @@ impl Section {
     }
 }
 
+#[cfg(feature = "metrics")]
 impl Drop for Section {
     /// Closes the section if this guard opened it, even on a panic.
     #[inline]

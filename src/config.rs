@@ -5,7 +5,6 @@
 //! field. Nothing in the crate panics on a configuration value.
 
 use std::fmt;
-use std::time::Duration;
 
 /// A configuration value was rejected when a layer was built.
 ///
@@ -35,41 +34,53 @@ pub struct ConfigError {
 /// What was wrong with a value; kept private so new checks can be added.
 #[derive(Debug, Clone, PartialEq)]
 enum Problem {
-    RateOutOfRange {
-        value: f64,
-        zero_allowed: bool,
-    },
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "retry"
+    ))]
+    RateOutOfRange { value: f64, zero_allowed: bool },
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "rate-limit",
+        feature = "cache",
+        feature = "retry",
+        all(feature = "metrics", feature = "keyed", feature = "http"),
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "bulkhead"
+    ))]
     Zero,
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "rate-limit",
+        feature = "cache",
+        feature = "retry",
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "bulkhead",
+        feature = "timeout"
+    ))]
     ZeroDuration,
-    Smaller {
-        value: String,
-        other: &'static str,
-    },
-    Percent {
-        value: f64,
-    },
-    TooLarge {
-        value: u64,
-        max: u64,
-    },
-    Missing {
-        what: &'static str,
-    },
+    #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
+    Smaller { value: String, other: &'static str },
+    #[cfg(feature = "balance")]
+    Percent { value: f64 },
+    #[cfg(feature = "circuit-breaker")]
+    TooLarge { value: u64, max: u64 },
+    #[cfg(any(feature = "stack", feature = "balance"))]
+    Missing { what: &'static str },
     #[cfg(any(
         all(feature = "balance", feature = "http"),
         feature = "adaptive",
         feature = "rate-limit"
     ))]
-    Invalid {
-        expected: &'static str,
-    },
-    TooLong {
-        max: &'static str,
-    },
+    Invalid { expected: &'static str },
+    #[cfg(feature = "cache")]
+    TooLong { max: &'static str },
     #[cfg(feature = "stack")]
-    Unsupported {
-        why: &'static str,
-    },
+    Unsupported { why: &'static str },
 }
 
 impl ConfigError {
@@ -122,20 +133,48 @@ impl fmt::Display for ConfigError {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(any(
+                feature = "adaptive",
+                feature = "hedge",
+                feature = "circuit-breaker",
+                feature = "retry"
+            ))]
             Problem::RateOutOfRange {
                 value,
-                zero_allowed: false,
-            } => write!(f, "must be in (0, 1], got {value}"),
-            Problem::RateOutOfRange {
-                value,
-                zero_allowed: true,
-            } => write!(f, "must be in [0, 1], got {value}"),
+                zero_allowed,
+            } => {
+                let lower = if *zero_allowed { '[' } else { '(' };
+                write!(f, "must be in {lower}0, 1], got {value}")
+            }
+            #[cfg(any(
+                feature = "adaptive",
+                feature = "rate-limit",
+                feature = "cache",
+                feature = "retry",
+                all(feature = "metrics", feature = "keyed", feature = "http"),
+                feature = "hedge",
+                feature = "circuit-breaker",
+                feature = "bulkhead"
+            ))]
             Problem::Zero => f.write_str("must be greater than zero"),
+            #[cfg(any(
+                feature = "adaptive",
+                feature = "rate-limit",
+                feature = "cache",
+                feature = "retry",
+                feature = "hedge",
+                feature = "circuit-breaker",
+                feature = "bulkhead",
+                feature = "timeout"
+            ))]
             Problem::ZeroDuration => f.write_str("must be a duration greater than zero"),
+            #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
             Problem::Smaller { value, other } => {
                 write!(f, "must not be smaller than {other}, got {value}")
             }
+            #[cfg(feature = "circuit-breaker")]
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
+            #[cfg(any(feature = "stack", feature = "balance"))]
             Problem::Missing { what } => write!(f, "is missing: {what}"),
             #[cfg(any(
                 all(feature = "balance", feature = "http"),
@@ -143,12 +182,17 @@ impl fmt::Display for Problem {
                 feature = "rate-limit"
             ))]
             Problem::Invalid { expected } => write!(f, "must be {expected}"),
+            #[cfg(feature = "cache")]
             Problem::TooLong { max } => write!(f, "must be at most {max}"),
             #[cfg(feature = "stack")]
             Problem::Unsupported { why } => write!(f, "must not be set: {why}"),
+            #[cfg(feature = "balance")]
             Problem::Percent { value } => {
                 write!(f, "must be a percentage in [0, 100], got {value}")
             }
+            // (A build with no layer that checks values has no variant.)
+            #[allow(unreachable_patterns)]
+            _ => f.write_str("is invalid"),
         }
     }
 }
@@ -157,11 +201,33 @@ impl std::error::Error for ConfigError {}
 
 /// The checks every config uses; one place so that every layer words its
 /// errors the same way.
+#[cfg(any(
+    feature = "adaptive",
+    feature = "rate-limit",
+    feature = "cache",
+    feature = "retry",
+    all(feature = "metrics", feature = "keyed", feature = "http"),
+    feature = "hedge",
+    feature = "circuit-breaker",
+    feature = "bulkhead",
+    feature = "timeout"
+))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Check {
     layer: &'static str,
 }
 
+#[cfg(any(
+    feature = "adaptive",
+    feature = "rate-limit",
+    feature = "cache",
+    feature = "retry",
+    all(feature = "metrics", feature = "keyed", feature = "http"),
+    feature = "hedge",
+    feature = "circuit-breaker",
+    feature = "bulkhead",
+    feature = "timeout"
+))]
 impl Check {
     pub(crate) fn layer(layer: &'static str) -> Self {
         Check { layer }
@@ -199,15 +265,23 @@ impl Check {
     }
 
     /// A ratio in (0, 1]; NaN is rejected.
+    #[cfg(any(feature = "adaptive", feature = "hedge", feature = "circuit-breaker"))]
     pub(crate) fn rate(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
         self.unit_interval(field, value, false)
     }
 
     /// A ratio in [0, 1]; NaN is rejected.
+    #[cfg(any(feature = "circuit-breaker", feature = "retry", feature = "hedge"))]
     pub(crate) fn ratio(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
         self.unit_interval(field, value, true)
     }
 
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "retry"
+    ))]
     fn unit_interval(
         self,
         field: &'static str,
@@ -229,6 +303,7 @@ impl Check {
     }
 
     /// A percentage in [0, 100]; NaN is rejected.
+    #[cfg(feature = "balance")]
     pub(crate) fn percent(self, field: &'static str, value: f64) -> Result<(), ConfigError> {
         if (0.0..=100.0).contains(&value) {
             Ok(())
@@ -237,6 +312,16 @@ impl Check {
         }
     }
 
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "rate-limit",
+        feature = "cache",
+        feature = "retry",
+        all(feature = "metrics", feature = "keyed", feature = "http"),
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "bulkhead"
+    ))]
     pub(crate) fn nonzero(self, field: &'static str, value: u64) -> Result<(), ConfigError> {
         if value > 0 {
             Ok(())
@@ -245,6 +330,7 @@ impl Check {
         }
     }
 
+    #[cfg(feature = "circuit-breaker")]
     pub(crate) fn at_most(
         self,
         field: &'static str,
@@ -258,7 +344,21 @@ impl Check {
         }
     }
 
-    pub(crate) fn duration(self, field: &'static str, value: Duration) -> Result<(), ConfigError> {
+    #[cfg(any(
+        feature = "adaptive",
+        feature = "rate-limit",
+        feature = "cache",
+        feature = "retry",
+        feature = "hedge",
+        feature = "circuit-breaker",
+        feature = "bulkhead",
+        feature = "timeout"
+    ))]
+    pub(crate) fn duration(
+        self,
+        field: &'static str,
+        value: std::time::Duration,
+    ) -> Result<(), ConfigError> {
         if value.is_zero() {
             Err(self.error(field, Problem::ZeroDuration))
         } else {
@@ -271,8 +371,8 @@ impl Check {
     pub(crate) fn not_longer(
         self,
         field: &'static str,
-        value: Duration,
-        max: Duration,
+        value: std::time::Duration,
+        max: std::time::Duration,
         max_text: &'static str,
     ) -> Result<(), ConfigError> {
         if value <= max {
@@ -283,6 +383,7 @@ impl Check {
     }
 
     /// `value` must be at least `min`, which is the value of the field `other`.
+    #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
     pub(crate) fn not_smaller<T: PartialOrd + fmt::Debug>(
         self,
         field: &'static str,

@@ -7,10 +7,15 @@
 //! (its defaults) or a table of its settings.
 
 use std::fmt;
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, MapAccess, Visitor};
+#[cfg(feature = "circuit-breaker")]
+use serde::de::MapAccess;
+use serde::de::{self, Deserializer, Visitor};
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
+use serde::de::{Deserialize, IntoDeserializer};
 
 fn parse<E: de::Error>(text: &str) -> Result<Duration, E> {
     humantime::parse_duration(text).map_err(|e| {
@@ -43,6 +48,7 @@ impl Visitor<'_> for DurationVisitor {
     }
 }
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 /// A duration such as `"250ms"`, or `false` for none.
 pub(crate) mod option_duration {
     use super::*;
@@ -54,15 +60,18 @@ pub(crate) mod option_duration {
     }
 }
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 /// A duration written as humans write it.
 struct HumanDuration(Duration);
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         duration::deserialize(d).map(HumanDuration)
     }
 }
 
+#[cfg(feature = "balance")]
 /// An optional part: `false` (off), `true` (on, with its defaults), or a
 /// table of its settings.
 pub(crate) mod switch {
@@ -77,8 +86,10 @@ pub(crate) mod switch {
     }
 }
 
+#[cfg(feature = "balance")]
 struct SwitchVisitor<T>(PhantomData<T>);
 
+#[cfg(feature = "balance")]
 impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for SwitchVisitor<T> {
     type Value = Option<T>;
 
@@ -104,6 +115,7 @@ impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for SwitchVisitor<T> {
     }
 }
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 /// An optional value: the value, or `false` for none.
 pub(crate) mod maybe {
     use super::*;
@@ -117,8 +129,10 @@ pub(crate) mod maybe {
     }
 }
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 struct MaybeVisitor<T>(PhantomData<T>);
 
+#[cfg(any(feature = "circuit-breaker", feature = "hedge"))]
 impl<'de, T: Deserialize<'de>> Visitor<'de> for MaybeVisitor<T> {
     type Value = Option<T>;
 
@@ -159,6 +173,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for MaybeVisitor<T> {
     }
 }
 
+#[cfg(feature = "circuit-breaker")]
 /// An enum written as a table with a `kind` (`{ kind = "fixed", ... }`),
 /// or, for a kind without settings, as its name alone (`"round_robin"`).
 pub(crate) mod kind {
@@ -173,8 +188,10 @@ pub(crate) mod kind {
     }
 }
 
+#[cfg(feature = "circuit-breaker")]
 struct KindVisitor<T>(PhantomData<T>);
 
+#[cfg(feature = "circuit-breaker")]
 impl<'de, T: Deserialize<'de>> Visitor<'de> for KindVisitor<T> {
     type Value = T;
 
@@ -191,28 +208,6 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for KindVisitor<T> {
         let table = [("kind", text)].into_iter();
         T::deserialize(de::value::MapDeserializer::new(table))
     }
-}
-
-pub(crate) fn ten() -> u32 {
-    10
-}
-
-#[cfg(feature = "balance")]
-pub(crate) fn five_ms() -> Duration {
-    Duration::from_millis(5)
-}
-
-#[cfg(feature = "balance")]
-pub(crate) fn peak_ewma_decay() -> Duration {
-    crate::balance::PEAK_EWMA_DECAY
-}
-
-fn two() -> f64 {
-    2.0
-}
-
-fn one_fifth() -> f64 {
-    0.2
 }
 
 /// How an [`OpenDuration`](crate::circuit_breaker::OpenDuration) is written:
@@ -232,9 +227,9 @@ pub(crate) enum OpenDurationFile {
         base: Duration,
         #[serde(deserialize_with = "duration::deserialize")]
         max: Duration,
-        #[serde(default = "two")]
+        #[serde(default = "crate::circuit_breaker::OpenDuration::default_multiplier")]
         multiplier: f64,
-        #[serde(default = "one_fifth")]
+        #[serde(default = "crate::circuit_breaker::OpenDuration::default_jitter")]
         jitter: f64,
     },
     Linear {
@@ -242,7 +237,7 @@ pub(crate) enum OpenDurationFile {
         base: Duration,
         #[serde(deserialize_with = "duration::deserialize")]
         max: Duration,
-        #[serde(default = "one_fifth")]
+        #[serde(default = "crate::circuit_breaker::OpenDuration::default_jitter")]
         jitter: f64,
     },
 }

@@ -54,8 +54,6 @@
 use std::error::Error;
 use std::time::Duration;
 
-use crate::BoxError;
-
 /// One of the crate's own errors, as a caller answers it. See the
 /// [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +260,7 @@ pub fn http_response<B: From<&'static str>>(
 /// other error is left to `tonic::Status::from_error` (transport errors
 /// become `UNAVAILABLE`, the rest `UNKNOWN`).
 #[cfg(feature = "grpc")]
-pub fn grpc_status(error: BoxError) -> tonic::Status {
+pub fn grpc_status(error: crate::BoxError) -> tonic::Status {
     match ErrorKind::of(&*error) {
         Some(kind) if !has_status(&*error) => {
             let mut status = kind.grpc_status();
@@ -290,7 +288,8 @@ fn has_status(error: &(dyn Error + 'static)) -> bool {
 /// own (whose types carry no more than their kind): what the cache gives
 /// each caller that shared a call, so that `is::<Elapsed>()` holds for all
 /// of them.
-pub(crate) fn reissue(error: &(dyn Error + 'static)) -> Option<BoxError> {
+#[cfg(feature = "cache")]
+pub(crate) fn reissue(error: &(dyn Error + 'static)) -> Option<crate::BoxError> {
     #[cfg(feature = "circuit-breaker")]
     if let Some(open) = error.downcast_ref::<crate::circuit_breaker::error::CircuitOpen>() {
         return Some(Box::new(*open));
@@ -311,6 +310,7 @@ pub(crate) fn reissue(error: &(dyn Error + 'static)) -> Option<BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BoxError;
 
     #[derive(Debug)]
     struct Wrapped(BoxError);

@@ -145,6 +145,7 @@ pub(crate) enum Emitter<E> {
     Public(Option<Events>, PhantomData<fn(&E)>),
     /// A layer inside another of the crate's (a balancer's endpoint
     /// breakers): to the outer layer alone, which reports in its own terms.
+    #[cfg(feature = "balance")]
     Inner(Arc<dyn Fn(&E) + Send + Sync>),
 }
 
@@ -160,6 +161,7 @@ impl<E: Into<Event>> Emitter<E> {
     }
 
     /// To the layer around this one.
+    #[cfg(feature = "balance")]
     pub(crate) fn inner(callback: impl Fn(&E) + Send + Sync + 'static) -> Self {
         Emitter::Inner(Arc::new(callback))
     }
@@ -169,6 +171,7 @@ impl<E: Into<Event>> Emitter<E> {
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> E) {
         match self {
+            #[cfg(feature = "balance")]
             Emitter::Inner(callback) => callback(&event()),
             Emitter::Public(hub, _) => {
                 if hub.is_some() || trace::wanted() {
@@ -191,6 +194,7 @@ impl<E> Clone for Emitter<E> {
     fn clone(&self) -> Self {
         match self {
             Emitter::Public(hub, _) => Emitter::Public(hub.clone(), PhantomData),
+            #[cfg(feature = "balance")]
             Emitter::Inner(callback) => Emitter::Inner(callback.clone()),
         }
     }
@@ -200,6 +204,7 @@ impl<E> fmt::Debug for Emitter<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Emitter::Public(hub, _) => hub.fmt(f),
+            #[cfg(feature = "balance")]
             Emitter::Inner(_) => f.write_str("<the outer layer>"),
         }
     }

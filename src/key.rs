@@ -16,11 +16,9 @@
 //! request data beyond what the keyer makes of it: choose keys from a
 //! small set (routes, tenants, downstream names), not from user input.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Gives a request's key. See the [module docs](self).
 ///
@@ -96,21 +94,26 @@ impl<B> Keyer<http::Request<B>> for ByRoute {
 }
 
 /// The hash of `req`'s key under `hasher`, if it has one.
+#[cfg(feature = "circuit-breaker")]
 #[inline]
 pub(crate) fn key_of<Req, Kr: Keyer<Req>>(
     keyer: &Kr,
-    hasher: &RandomState,
+    hasher: &std::collections::hash_map::RandomState,
     req: &Req,
 ) -> Option<u64> {
-    let mut state = hasher.build_hasher();
+    let mut state = std::hash::BuildHasher::build_hasher(hasher);
     keyer.hash_key(req, &mut state).then(|| state.finish())
 }
 
 /// State per key, at most `max` keys (least recently used evicted), each
 /// with a label from a bounded set.
+#[cfg(any(
+    feature = "circuit-breaker",
+    all(feature = "metrics", feature = "http")
+))]
 pub(crate) struct Registry<K, V> {
     entries: moka::sync::Cache<K, V>,
-    labels_given: AtomicUsize,
+    labels_given: std::sync::atomic::AtomicUsize,
     max: usize,
 }
 
@@ -118,8 +121,16 @@ pub(crate) struct Registry<K, V> {
 pub(crate) const OTHER: &str = "other";
 
 /// The label of requests without a key.
+#[cfg(any(
+    feature = "circuit-breaker",
+    all(feature = "metrics", feature = "http")
+))]
 pub(crate) const NONE: &str = "none";
 
+#[cfg(any(
+    feature = "circuit-breaker",
+    all(feature = "metrics", feature = "http")
+))]
 impl<K, V> Registry<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -131,7 +142,7 @@ where
                 .max_capacity(max as u64)
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
-            labels_given: AtomicUsize::new(0),
+            labels_given: std::sync::atomic::AtomicUsize::new(0),
             max,
         }
     }
@@ -156,7 +167,14 @@ where
     /// `label()` while the bound of distinct labels allows, `other` after.
     fn label(&self, label: impl FnOnce() -> Option<Arc<str>>) -> Arc<str> {
         match label() {
-            Some(label) if self.labels_given.fetch_add(1, Ordering::Relaxed) < self.max => label,
+            Some(label)
+                if self
+                    .labels_given
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    < self.max =>
+            {
+                label
+            }
             Some(_) => Arc::from(OTHER),
             None => Arc::from(NONE),
         }
@@ -169,12 +187,17 @@ where
     }
 
     /// Every key kept and its state, after pending evictions.
+    #[cfg(feature = "circuit-breaker")]
     pub(crate) fn entries(&self) -> Vec<(Arc<K>, V)> {
         self.entries.run_pending_tasks();
         self.entries.iter().collect()
     }
 }
 
+#[cfg(any(
+    feature = "circuit-breaker",
+    all(feature = "metrics", feature = "http")
+))]
 impl<K, V> fmt::Debug for Registry<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
@@ -183,7 +206,13 @@ impl<K, V> fmt::Debug for Registry<K, V> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    any(
+        feature = "circuit-breaker",
+        all(feature = "metrics", feature = "http")
+    )
+))]
 mod tests {
     use super::*;
 

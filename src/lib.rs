@@ -180,22 +180,20 @@
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The machinery the layers share (validation, events, metrics, budgets, the
-// breaker's group gate) is partly unused when only some layers are built;
-// the build with every feature is the one checked for dead code.
-#![cfg_attr(
-    not(all(
-        feature = "balance",
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "hedge",
-        feature = "retry",
-        feature = "timeout",
-        feature = "metrics"
-    )),
-    allow(dead_code)
-)]
 
+// Every middleware over one service.
+#[cfg(any(
+    feature = "timeout",
+    feature = "metrics",
+    feature = "cache",
+    feature = "circuit-breaker",
+    feature = "retry",
+    feature = "hedge",
+    feature = "bulkhead",
+    feature = "adaptive",
+    feature = "rate-limit",
+    feature = "grpc"
+))]
 #[macro_use]
 mod macros;
 
@@ -212,9 +210,30 @@ pub mod cache;
 #[cfg(feature = "circuit-breaker")]
 pub mod circuit_breaker;
 pub mod classify;
+// What reads the clock: every layer with state but the bulkhead.
+#[cfg(any(
+    feature = "adaptive",
+    feature = "rate-limit",
+    feature = "cache",
+    feature = "metrics",
+    feature = "hedge",
+    feature = "circuit-breaker"
+))]
 mod clock;
 mod config;
-#[cfg(feature = "serde")]
+// What the configurations' `Deserialize` derives use.
+#[cfg(all(
+    feature = "serde",
+    any(
+        feature = "adaptive",
+        feature = "bulkhead",
+        feature = "cache",
+        feature = "circuit-breaker",
+        feature = "hedge",
+        feature = "rate-limit",
+        feature = "retry"
+    )
+))]
 mod de;
 pub mod error;
 #[cfg(any(
@@ -246,6 +265,17 @@ pub mod retry;
 pub mod server;
 #[cfg(feature = "stack")]
 pub mod stack;
+// Every layer that reports metrics (the metrics facade, or no-ops).
+#[cfg(any(
+    feature = "metrics",
+    feature = "cache",
+    feature = "circuit-breaker",
+    feature = "retry",
+    feature = "hedge",
+    feature = "bulkhead",
+    feature = "adaptive",
+    feature = "rate-limit"
+))]
 mod telemetry;
 #[cfg(feature = "timeout")]
 pub mod timeout;

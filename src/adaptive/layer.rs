@@ -56,10 +56,12 @@ impl<C> AdaptiveConcurrencyLayer<C> {
         }
     }
 
+    #[cfg(feature = "stack")]
     pub(crate) fn places(&self) -> &Arc<Places<Learner>> {
         &self.places
     }
 
+    #[cfg(feature = "stack")]
     pub(crate) fn classifier(&self) -> &C {
         &self.classifier
     }

@@ -60,7 +60,7 @@ pub enum Strategy {
         #[cfg_attr(
             feature = "serde",
             serde(
-                default = "crate::de::five_ms",
+                default = "Strategy::default_rtt",
                 deserialize_with = "crate::de::duration::deserialize"
             )
         )]
@@ -69,7 +69,7 @@ pub enum Strategy {
         #[cfg_attr(
             feature = "serde",
             serde(
-                default = "crate::de::peak_ewma_decay",
+                default = "Strategy::default_decay",
                 deserialize_with = "crate::de::duration::deserialize"
             )
         )]
@@ -84,13 +84,26 @@ pub enum Strategy {
 pub(crate) const PEAK_EWMA_DECAY: Duration = Duration::from_millis(200);
 
 impl Strategy {
+    /// Peak EWMA's estimate of an endpoint with no answer yet, unless said.
+    const DEFAULT_RTT: Duration = Duration::from_millis(5);
+
     /// [`Strategy::P2cPeakEwma`] with its defaults: 5 ms prior, 200 ms
     /// decay.
     pub fn peak_ewma() -> Self {
         Strategy::P2cPeakEwma {
-            default_rtt: Duration::from_millis(5),
+            default_rtt: Self::DEFAULT_RTT,
             decay: PEAK_EWMA_DECAY,
         }
+    }
+
+    #[cfg(feature = "serde")]
+    fn default_rtt() -> Duration {
+        Self::DEFAULT_RTT
+    }
+
+    #[cfg(feature = "serde")]
+    fn default_decay() -> Duration {
+        PEAK_EWMA_DECAY
     }
 }
 

@@ -34,6 +34,7 @@ impl NoEndpointAvailable {
 
     /// The same error for another caller (one that shared the call): the
     /// same figures, and the source's message.
+    #[cfg(feature = "cache")]
     pub(crate) fn reissue(&self) -> Self {
         NoEndpointAvailable {
             source: self.source.as_ref().map(|e| e.to_string().into()),

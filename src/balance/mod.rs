@@ -121,8 +121,6 @@ mod set;
 mod telemetry;
 mod tree;
 
-#[cfg(feature = "serde")]
-pub(crate) use self::config::PEAK_EWMA_DECAY;
 pub use self::config::{BalanceConfig, OutlierDetection, Strategy};
 pub use self::event::BalanceEvent;
 pub use self::hash::{HashBy, NoHash, RequestHash};

@@ -35,6 +35,7 @@ impl BulkheadLayer {
         })
     }
 
+    #[cfg(feature = "stack")]
     pub(crate) fn places(&self) -> &Arc<Places> {
         &self.places
     }

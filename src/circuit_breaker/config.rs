@@ -31,7 +31,7 @@ pub enum SlidingWindow {
         )]
         size: Duration,
         /// How many buckets it is cut into (1 to 1 000).
-        #[cfg_attr(feature = "serde", serde(default = "crate::de::ten"))]
+        #[cfg_attr(feature = "serde", serde(default = "SlidingWindow::default_buckets"))]
         buckets: u32,
     },
 }
@@ -42,9 +42,20 @@ impl SlidingWindow {
         SlidingWindow::Count { size }
     }
 
+    /// A time window's buckets unless said.
+    const BUCKETS: u32 = 10;
+
     /// The calls of the last `size`, in 10 buckets.
     pub fn time(size: Duration) -> Self {
-        SlidingWindow::Time { size, buckets: 10 }
+        SlidingWindow::Time {
+            size,
+            buckets: Self::BUCKETS,
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    fn default_buckets() -> u32 {
+        Self::BUCKETS
     }
 
     /// The calls of the last `size`, in `buckets` buckets.
@@ -93,6 +104,21 @@ pub enum OpenDuration {
 }
 
 impl OpenDuration {
+    /// An exponential duration's multiplier unless said.
+    const MULTIPLIER: f64 = 2.0;
+    /// An exponential or linear duration's jitter unless said.
+    const JITTER: f64 = 0.2;
+
+    #[cfg(feature = "serde")]
+    pub(crate) fn default_multiplier() -> f64 {
+        Self::MULTIPLIER
+    }
+
+    #[cfg(feature = "serde")]
+    pub(crate) fn default_jitter() -> f64 {
+        Self::JITTER
+    }
+
     /// The same time after every trip.
     pub fn fixed(duration: Duration) -> Self {
         OpenDuration::Fixed(duration)
@@ -104,8 +130,8 @@ impl OpenDuration {
         OpenDuration::Exponential {
             base,
             max,
-            multiplier: 2.0,
-            jitter: 0.2,
+            multiplier: Self::MULTIPLIER,
+            jitter: Self::JITTER,
         }
     }
 
@@ -115,7 +141,7 @@ impl OpenDuration {
         OpenDuration::Linear {
             base,
             max,
-            jitter: 0.2,
+            jitter: Self::JITTER,
         }
     }
 
@@ -480,6 +506,7 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
+    #[cfg(feature = "balance")]
     pub(crate) fn new(max_percent: f64) -> Self {
         Gate {
             open: Default::default(),
@@ -516,10 +543,12 @@ impl Gate {
             .fetch_update(AcqRel, Acquire, |open| open.checked_sub(1));
     }
 
+    #[cfg(feature = "balance")]
     pub(crate) fn open_count(&self) -> usize {
         self.open.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    #[cfg(feature = "balance")]
     pub(crate) fn set_members(&self, members: usize) {
         self.members
             .store(members, std::sync::atomic::Ordering::Release);

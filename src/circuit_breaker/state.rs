@@ -60,6 +60,7 @@ fn generation(word: u64) -> u64 {
 }
 
 /// What a breaker would do with a call now; see [`Breaker::standing`].
+#[cfg(feature = "balance")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Standing {
     /// Closed: calls go through.
@@ -583,6 +584,7 @@ impl Breaker {
 
     /// Whether calls are being rejected: open or half-open (an ejected
     /// endpoint, for a balancer).
+    #[cfg(feature = "balance")]
     pub(crate) fn rejects(&self) -> bool {
         matches!(self.state(), CircuitState::Open | CircuitState::HalfOpen)
     }
@@ -590,6 +592,7 @@ impl Breaker {
     /// What [`acquire`](Self::acquire) would give a call now, without
     /// taking a probe slot or changing state: for a balancer choosing among
     /// endpoints. `now` is read only while open.
+    #[cfg(feature = "balance")]
     #[inline]
     pub(crate) fn standing(&self, now: impl FnOnce() -> Instant) -> Standing {
         let word = self.word.load(Acquire);
@@ -618,6 +621,7 @@ impl Breaker {
 
     /// Stops counting against the group's gate (the endpoint left the
     /// balancer), giving back the place this breaker held, once.
+    #[cfg(feature = "balance")]
     pub(crate) fn leave_group(&self) {
         let _trips = self.lock();
         if self.grouped.swap(false, AcqRel) && self.rejects() {

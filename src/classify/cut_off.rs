@@ -21,6 +21,7 @@ thread_local! {
 }
 
 /// Runs `drop` (which drops a call's future) as a cut-off by a deadline.
+#[cfg(any(feature = "timeout", test))]
 pub(crate) fn scope<R>(drop: impl FnOnce() -> R) -> R {
     struct Raised;
     impl Drop for Raised {
@@ -34,6 +35,12 @@ pub(crate) fn scope<R>(drop: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the future being dropped now was cut off by a deadline.
+#[cfg(any(
+    feature = "circuit-breaker",
+    feature = "adaptive",
+    feature = "metrics",
+    test
+))]
 #[inline]
 pub(crate) fn active() -> bool {
     DEPTH.with(|depth| depth.get() > 0)

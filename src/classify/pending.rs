@@ -2,12 +2,18 @@
 //!
 //! Only the gRPC classifier (feature `grpc`) makes one today; without it,
 //! [`PendingOutcome`] exists for [`Classify::at_end`](super::Classify::at_end)'s
-//! signature and is never made.
-#![cfg_attr(not(feature = "grpc"), allow(dead_code))]
+//! signature, has no value, and what handles one compiles to nothing.
 
 use std::fmt;
+#[cfg(feature = "grpc")]
 use std::sync::{Arc, Mutex, MutexGuard};
 
+#[cfg(any(
+    feature = "grpc",
+    feature = "circuit-breaker",
+    feature = "adaptive",
+    feature = "metrics"
+))]
 use super::Outcome;
 
 /// What a recording layer (breaker, outlier detection, metrics) keeps of a
@@ -17,6 +23,12 @@ use super::Outcome;
 /// dropped before the end), it counts the call as its layer counts a call
 /// dropped by its caller: nothing for the breaker and outlier detection,
 /// `cancelled` for metrics.
+#[cfg(any(
+    feature = "circuit-breaker",
+    feature = "adaptive",
+    feature = "metrics",
+    test
+))]
 pub(crate) trait Record: Send + Sized + 'static {
     /// Records `outcome`; afterwards `self` records nothing more.
     fn record(&mut self, outcome: Outcome);
@@ -27,10 +39,20 @@ pub(crate) trait Record: Send + Sized + 'static {
 }
 
 /// A [`Record`] behind a box, told its outcome when the body ends.
+#[cfg(feature = "grpc")]
 trait Finish: Send {
     fn finish(self: Box<Self>, outcome: Outcome);
 }
 
+#[cfg(all(
+    feature = "grpc",
+    any(
+        feature = "circuit-breaker",
+        feature = "adaptive",
+        feature = "metrics",
+        test
+    )
+))]
 impl<R: Record> Finish for R {
     fn finish(mut self: Box<Self>, outcome: Outcome) {
         self.record(outcome);
@@ -38,9 +60,9 @@ impl<R: Record> Finish for R {
 }
 
 /// How the outcome is read at the end of the body.
+#[cfg(feature = "grpc")]
 #[derive(Debug, Clone, Copy)]
 enum Judge {
-    #[cfg(feature = "grpc")]
     Grpc(super::GrpcClassifier),
 }
 
@@ -53,23 +75,50 @@ enum Judge {
 /// [`GrpcOutcome`](crate::grpc::GrpcOutcome), or the
 /// [`ResilienceLayer`](crate::stack::ResilienceLayer) built with `grpc()`)
 /// tells them all at once when the body ends. Only the crate makes one.
+#[cfg(feature = "grpc")]
 #[derive(Clone)]
 pub struct PendingOutcome {
     shared: Arc<Shared>,
 }
 
+/// Without a classifier that makes one, no value.
+#[cfg(not(feature = "grpc"))]
+#[derive(Clone)]
+pub struct PendingOutcome {
+    never: std::convert::Infallible,
+}
+
+#[cfg(all(
+    not(feature = "grpc"),
+    any(feature = "circuit-breaker", feature = "adaptive", feature = "metrics")
+))]
+impl PendingOutcome {
+    pub(crate) fn push<R: Record>(&self, _: Box<R>) {
+        match self.never {}
+    }
+}
+
+#[cfg(not(feature = "grpc"))]
+impl fmt::Debug for PendingOutcome {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.never {}
+    }
+}
+
+#[cfg(feature = "grpc")]
 struct Shared {
     judge: Judge,
     state: Mutex<State>,
 }
 
+#[cfg(feature = "grpc")]
 enum State {
     Waiting(Vec<Box<dyn Finish>>),
     Told(Outcome),
 }
 
+#[cfg(feature = "grpc")]
 impl PendingOutcome {
-    #[cfg(feature = "grpc")]
     pub(crate) fn grpc(classifier: super::GrpcClassifier) -> Self {
         Self::new(Judge::Grpc(classifier))
     }
@@ -93,6 +142,12 @@ impl PendingOutcome {
 
     /// Leaves `record` to be told the outcome; told at once if it is known
     /// already.
+    #[cfg(any(
+        feature = "circuit-breaker",
+        feature = "adaptive",
+        feature = "metrics",
+        test
+    ))]
     pub(crate) fn push<R: Record>(&self, record: Box<R>) {
         let mut state = self.state();
         match &mut *state {
@@ -124,16 +179,9 @@ impl PendingOutcome {
 
     /// The outcome that the trailers at the end of the body (or their
     /// absence) give.
-    #[cfg(feature = "http")]
     pub(crate) fn judge_trailers(&self, trailers: Option<&::http::HeaderMap>) -> Outcome {
         match self.shared.judge {
-            #[cfg(feature = "grpc")]
             Judge::Grpc(classifier) => classifier.judge_trailers(trailers),
-            #[cfg(not(feature = "grpc"))]
-            _ => {
-                let _ = trailers;
-                Outcome::Ignored
-            }
         }
     }
 
@@ -144,6 +192,7 @@ impl PendingOutcome {
     }
 }
 
+#[cfg(feature = "grpc")]
 impl fmt::Debug for PendingOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let told = match &*self.state() {

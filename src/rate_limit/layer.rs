@@ -60,6 +60,7 @@ impl RateLimitLayer {
 }
 
 impl<L> RateLimitLayer<L> {
+    #[cfg(feature = "stack")]
     pub(crate) fn shared(&self) -> &Arc<Shared<L>> {
         &self.shared
     }

@@ -269,6 +269,7 @@ impl<P> From<Respond<P>> for RespondLayer<P> {
 }
 
 impl<P> RespondLayer<P> {
+    #[cfg(feature = "stack")]
     pub(crate) fn with_other(mut self, status: StatusCode) -> Self {
         self.other = status;
         self
