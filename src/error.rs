@@ -211,7 +211,7 @@ pub struct Overloaded {
 }
 
 impl Overloaded {
-    #[cfg_attr(not(feature = "bulkhead"), allow(dead_code))]
+    #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
     pub(crate) fn new(layer: &'static str, retry_after: Option<Duration>) -> Self {
         Overloaded { layer, retry_after }
     }

@@ -170,9 +170,10 @@ mod recorded {
         /// A scope that registers nothing.
         #[cfg(any(
             feature = "circuit-breaker",
-            feature = "bulkhead",
-            feature = "adaptive",
-            feature = "rate-limit"
+            all(
+                feature = "rate-limit",
+                any(feature = "bulkhead", feature = "adaptive")
+            )
         ))]
         pub(crate) fn silent() -> Self {
             Scope {
@@ -267,7 +268,6 @@ mod recorded {
             feature = "circuit-breaker",
             feature = "bulkhead",
             feature = "adaptive",
-            feature = "rate-limit"
         ))]
         pub(crate) fn gauge(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Gauge {
             match &self.service {
@@ -301,7 +301,6 @@ mod silent {
         feature = "circuit-breaker",
         feature = "bulkhead",
         feature = "adaptive",
-        feature = "rate-limit"
     ))]
     #[derive(Debug, Clone, Default)]
     pub(crate) struct Gauge;
@@ -311,7 +310,6 @@ mod silent {
         feature = "circuit-breaker",
         feature = "bulkhead",
         feature = "adaptive",
-        feature = "rate-limit"
     ))]
     impl Gauge {
         #[inline(always)]
@@ -338,9 +336,10 @@ mod silent {
 
         #[cfg(any(
             feature = "circuit-breaker",
-            feature = "bulkhead",
-            feature = "adaptive",
-            feature = "rate-limit"
+            all(
+                feature = "rate-limit",
+                any(feature = "bulkhead", feature = "adaptive")
+            )
         ))]
         pub(crate) fn silent() -> Self {
             Scope
@@ -378,7 +377,6 @@ mod silent {
             feature = "circuit-breaker",
             feature = "bulkhead",
             feature = "adaptive",
-            feature = "rate-limit"
         ))]
         pub(crate) fn gauge(&self, _name: &'static str, _extra: &[(&'static str, Label)]) -> Gauge {
             Gauge

@@ -5,7 +5,8 @@ use tower_layer::Layer;
 use super::config::AdaptiveConfig;
 use super::learner::Learner;
 use super::service::AdaptiveConcurrency;
-use crate::admission::places::{Places, Telemetry};
+use crate::admission::places::Places;
+use crate::admission::telemetry::Telemetry;
 use crate::classify::DefaultClassifier;
 use crate::config::ConfigError;
 

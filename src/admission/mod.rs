@@ -44,7 +44,9 @@
 //! `rate_limit`); [the crate's metrics table](crate#metrics) says what each
 //! counts.
 
+#[cfg(any(feature = "bulkhead", feature = "adaptive"))]
 pub(crate) mod places;
+pub(crate) mod telemetry;
 
 use std::sync::Arc;
 

@@ -2,10 +2,6 @@
 //! [`Bulkhead`](crate::bulkhead::Bulkhead) caps with a fixed limit and an
 //! [`AdaptiveConcurrency`](crate::adaptive::AdaptiveConcurrency) with a
 //! learned one.
-#![cfg_attr(
-    not(all(feature = "bulkhead", feature = "adaptive", feature = "rate-limit")),
-    allow(dead_code)
-)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,77 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::AdmissionEvent;
+use super::telemetry::Telemetry;
 use crate::error::Overloaded;
-use crate::event::Emitter;
-use crate::telemetry::{Counter, Gauge, Scope};
-
-/// What a layer reports of its places and rejections.
-#[derive(Debug)]
-pub(crate) struct Telemetry {
-    pub(crate) service: Arc<str>,
-    pub(crate) layer: &'static str,
-    pub(crate) events: Emitter<AdmissionEvent>,
-    in_flight: Gauge,
-    limit: Gauge,
-    rejected: Counter,
-}
-
-impl Telemetry {
-    /// The telemetry of a layer with places: calls in flight, the limit,
-    /// rejections.
-    pub(crate) fn new(
-        service: Arc<str>,
-        layer: &'static str,
-        events: Emitter<AdmissionEvent>,
-    ) -> Self {
-        Self::with_places(service, layer, events, true)
-    }
-
-    /// The telemetry of a layer without places (a rate limiter): rejections.
-    pub(crate) fn rejections(
-        service: Arc<str>,
-        layer: &'static str,
-        events: Emitter<AdmissionEvent>,
-    ) -> Self {
-        Self::with_places(service, layer, events, false)
-    }
-
-    fn with_places(
-        service: Arc<str>,
-        layer: &'static str,
-        events: Emitter<AdmissionEvent>,
-        places: bool,
-    ) -> Self {
-        let scope = Scope::new(service.clone()).with("layer", layer.into());
-        let gauges = if places {
-            scope.clone()
-        } else {
-            Scope::silent()
-        };
-        Telemetry {
-            in_flight: gauges.gauge("bulwark_admission_in_flight", &[]),
-            limit: gauges.gauge("bulwark_admission_limit", &[]),
-            rejected: scope.counter("bulwark_admission_rejected_total", &[]),
-            service,
-            layer,
-            events,
-        }
-    }
-
-    /// Counts a call turned away, and reports it.
-    pub(crate) fn rejected(&self) {
-        self.rejected.increment(1);
-        self.events.emit(|| AdmissionEvent::Rejected {
-            service: self.service.clone(),
-            layer: self.layer,
-        });
-    }
-
-    pub(crate) fn limit(&self, limit: usize) {
-        self.limit.set(limit as f64);
-    }
-}
 
 /// The places a layer's services share.
 ///
@@ -109,6 +36,13 @@ pub(crate) struct Places<X = ()> {
     waiting: AtomicUsize,
     freed: Notify,
     pub(crate) telemetry: Telemetry,
+    #[cfg_attr(
+        not(feature = "adaptive"),
+        expect(
+            dead_code,
+            reason = "only an adaptive limit keeps something beside its places"
+        )
+    )]
     pub(crate) extra: X,
 }
 
@@ -149,6 +83,7 @@ impl<X> Places<X> {
     /// Moves the number of places. Calls over a lower limit run to their
     /// end; no new call starts until they are under it. A higher limit
     /// wakes the calls waiting.
+    #[cfg(feature = "adaptive")]
     pub(crate) fn set_limit(&self, limit: usize) {
         let before = self.max.swap(limit, AcqRel);
         self.telemetry.limit(limit);
@@ -208,6 +143,7 @@ impl<X> Places<X> {
 #[derive(Debug)]
 pub(crate) struct Place<X = ()>(Arc<Places<X>>);
 
+#[cfg(feature = "adaptive")]
 impl<X> Place<X> {
     /// The places this one belongs to.
     #[inline]

@@ -4,7 +4,8 @@ use tower_layer::Layer;
 
 use super::config::BulkheadConfig;
 use super::service::Bulkhead;
-use crate::admission::places::{Places, Telemetry};
+use crate::admission::places::Places;
+use crate::admission::telemetry::Telemetry;
 use crate::config::ConfigError;
 
 /// Applies a [`Bulkhead`] to services; every service it wraps shares its

@@ -168,7 +168,7 @@ pub trait Labels<Req, Res>: ClassOf<Res> {
 #[derive(Debug, Clone)]
 pub struct Unlabelled {
     handles: Arc<Handles>,
-    #[cfg_attr(not(all(feature = "keyed", feature = "http")), allow(dead_code))]
+    #[cfg(all(feature = "keyed", feature = "http"))]
     service: Arc<str>,
 }
 
@@ -176,6 +176,7 @@ impl Unlabelled {
     pub(crate) fn new(service: Arc<str>) -> Self {
         Unlabelled {
             handles: Arc::new(Handles::new(service.clone())),
+            #[cfg(all(feature = "keyed", feature = "http"))]
             service,
         }
     }

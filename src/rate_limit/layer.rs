@@ -6,7 +6,7 @@ use tower_layer::Layer;
 use super::config::RateLimitConfig;
 use super::limiter::{Global, Keyed};
 use super::service::{RateLimiter, Shared};
-use crate::admission::places::Telemetry;
+use crate::admission::telemetry::Telemetry;
 use crate::config::ConfigError;
 
 /// Applies a [`RateLimiter`] to services; every service it wraps shares its

@@ -9,7 +9,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::limiter::{Global, Limiter};
 use crate::BoxError;
-use crate::admission::places::Telemetry;
+use crate::admission::telemetry::Telemetry;
 use crate::error::Overloaded;
 
 /// What a layer's services share.
