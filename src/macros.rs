@@ -24,3 +24,41 @@ macro_rules! inner_service {
         }
     };
 }
+
+/// A configuration's `service` setter, over its `service: String` field.
+#[cfg(any(
+    feature = "adaptive",
+    feature = "rate-limit",
+    feature = "cache",
+    feature = "retry",
+    feature = "hedge",
+    feature = "circuit-breaker",
+    feature = "bulkhead"
+))]
+macro_rules! service_setter {
+    () => {
+        /// Sets [`service`](Self::service).
+        pub fn service(mut self, name: impl Into<String>) -> Self {
+            self.service = name.into();
+            self
+        }
+    };
+}
+
+/// A configuration's `events` setter, over its `events: Emitter<_>` field.
+#[cfg(any(
+    feature = "circuit-breaker",
+    feature = "retry",
+    feature = "bulkhead",
+    feature = "adaptive",
+    feature = "rate-limit"
+))]
+macro_rules! events_setter {
+    () => {
+        /// Sends every event to `hub` (see [`crate::event`]).
+        pub fn events(mut self, hub: &crate::event::Events) -> Self {
+            self.events = crate::event::Emitter::to_hub(hub);
+            self
+        }
+    };
+}

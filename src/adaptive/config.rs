@@ -1,4 +1,3 @@
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +51,7 @@ pub enum Algorithm {
 /// assert_eq!(layer.limit(), 20);
 /// # Ok::<_, tower_bulwark::ConfigError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -128,11 +127,7 @@ impl Default for AdaptiveConfig {
 }
 
 impl AdaptiveConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`algorithm`](Self::algorithm).
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
@@ -172,11 +167,7 @@ impl AdaptiveConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let check = Check::layer("adaptive_concurrency");
@@ -238,25 +229,5 @@ impl AdaptiveConfig {
             max: self.max_window,
             samples: self.window_samples,
         }
-    }
-}
-
-impl fmt::Debug for AdaptiveConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdaptiveConfig")
-            .field("service", &self.service)
-            .field("algorithm", &self.algorithm)
-            .field("initial_limit", &self.initial_limit)
-            .field("min_limit", &self.min_limit)
-            .field("max_limit", &self.max_limit)
-            .field("min_window", &self.min_window)
-            .field("max_window", &self.max_window)
-            .field("window_samples", &self.window_samples)
-            .field("tolerance", &self.tolerance)
-            .field("smoothing", &self.smoothing)
-            .field("backoff", &self.backoff)
-            .field("slow_call", &self.slow_call)
-            .field("events", &self.events)
-            .finish()
     }
 }

@@ -1,4 +1,3 @@
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,7 +291,7 @@ impl OutlierDetection {
 ///     );
 /// # let _ = config;
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -368,11 +367,7 @@ impl Default for BalanceConfig {
 }
 
 impl BalanceConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`strategy`](Self::strategy).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
@@ -410,11 +405,7 @@ impl BalanceConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("load balance");
@@ -467,20 +458,6 @@ impl BalanceConfig {
             hash_balance_factor: self.hash_balance_factor,
             events: self.events.clone(),
         })
-    }
-}
-
-impl fmt::Debug for BalanceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BalanceConfig")
-            .field("service", &self.service)
-            .field("strategy", &self.strategy)
-            .field("outlier_detection", &self.outlier_detection)
-            .field("seed", &self.seed)
-            .field("endpoint_metrics", &self.endpoint_metrics)
-            .field("hash_balance_factor", &self.hash_balance_factor)
-            .field("events", &self.events)
-            .finish()
     }
 }
 

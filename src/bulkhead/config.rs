@@ -1,4 +1,3 @@
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +7,7 @@ use crate::event::Emitter;
 
 /// A [`Bulkhead`](super::Bulkhead)'s configuration. See the
 /// [module docs](super).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -48,11 +47,7 @@ impl Default for BulkheadConfig {
 }
 
 impl BulkheadConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`max_concurrent_calls`](Self::max_concurrent_calls).
     pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
@@ -67,11 +62,7 @@ impl BulkheadConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let check = Check::layer("bulkhead");
@@ -84,17 +75,5 @@ impl BulkheadConfig {
 
     pub(crate) fn service_name(&self) -> Arc<str> {
         Arc::from(self.service.as_str())
-    }
-}
-
-impl fmt::Debug for BulkheadConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BulkheadConfig")
-            .field("service", &self.service)
-            .field("max_concurrent_calls", &self.max_concurrent_calls)
-            .field("max_queue", &self.max_queue)
-            .field("max_wait", &self.max_wait)
-            .field("events", &self.events)
-            .finish()
     }
 }

@@ -46,11 +46,7 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`ttl`](Self::ttl).
     pub fn ttl(mut self, ttl: Duration) -> Self {

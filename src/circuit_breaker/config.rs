@@ -1,4 +1,3 @@
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -246,7 +245,7 @@ fn shorten(nominal: f64, max: Duration, jitter: f64, unit: f64) -> Duration {
 /// # let _ = layer;
 /// # Ok::<_, tower_bulwark::ConfigError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -317,11 +316,7 @@ impl Default for CircuitBreakerConfig {
 }
 
 impl CircuitBreakerConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`sliding_window`](Self::sliding_window).
     pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
@@ -372,11 +367,7 @@ impl CircuitBreakerConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     /// Checks every field; the first bad one is the error.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
@@ -446,23 +437,6 @@ impl CircuitBreakerConfig {
             metrics: true,
             key: None,
         })
-    }
-}
-
-impl fmt::Debug for CircuitBreakerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreakerConfig")
-            .field("service", &self.service)
-            .field("sliding_window", &self.sliding_window)
-            .field("minimum_calls", &self.minimum_calls)
-            .field("failure_rate_threshold", &self.failure_rate_threshold)
-            .field("slow_call_duration", &self.slow_call_duration)
-            .field("slow_call_rate_threshold", &self.slow_call_rate_threshold)
-            .field("consecutive_failures", &self.consecutive_failures)
-            .field("open_duration", &self.open_duration)
-            .field("half_open_probes", &self.half_open_probes)
-            .field("events", &self.events)
-            .finish()
     }
 }
 

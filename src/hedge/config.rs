@@ -53,11 +53,7 @@ impl Default for HedgeConfig {
 }
 
 impl HedgeConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`delay`](Self::delay).
     pub fn delay(mut self, delay: HedgeDelay) -> Self {

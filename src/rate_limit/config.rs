@@ -1,4 +1,3 @@
-use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +28,7 @@ use crate::event::Emitter;
 /// # let _ = layer;
 /// # Ok::<_, tower_bulwark::ConfigError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -82,11 +81,7 @@ impl Default for RateLimitConfig {
 }
 
 impl RateLimitConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Allows `calls` per `period`.
     pub fn rate(mut self, calls: u32, period: Duration) -> Self {
@@ -113,11 +108,7 @@ impl RateLimitConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     /// The quota, once checked.
     pub(crate) fn quota(&self) -> Result<Quota, ConfigError> {
@@ -137,19 +128,5 @@ impl RateLimitConfig {
 
     pub(crate) fn service_name(&self) -> Arc<str> {
         Arc::from(self.service.as_str())
-    }
-}
-
-impl fmt::Debug for RateLimitConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitConfig")
-            .field("service", &self.service)
-            .field("calls", &self.calls)
-            .field("period", &self.period)
-            .field("burst", &self.burst)
-            .field("max_wait", &self.max_wait)
-            .field("max_keys", &self.max_keys)
-            .field("events", &self.events)
-            .finish()
     }
 }

@@ -1,4 +1,3 @@
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use crate::event::Emitter;
 /// # let _ = layer;
 /// # Ok::<_, tower_bulwark::ConfigError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
@@ -75,11 +74,7 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// Sets [`service`](Self::service).
-    pub fn service(mut self, name: impl Into<String>) -> Self {
-        self.service = name.into();
-        self
-    }
+    service_setter!();
 
     /// Sets [`max_attempts`](Self::max_attempts).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
@@ -102,11 +97,7 @@ impl RetryConfig {
         self
     }
 
-    /// Sends every event to `hub` (see [`crate::event`]).
-    pub fn events(mut self, hub: &crate::event::Events) -> Self {
-        self.events = Emitter::to_hub(hub);
-        self
-    }
+    events_setter!();
 
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         let check = Check::layer("retry");
@@ -127,19 +118,6 @@ impl RetryConfig {
             budget: self.budget,
             events: self.events.clone(),
         })
-    }
-}
-
-impl fmt::Debug for RetryConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryConfig")
-            .field("service", &self.service)
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff_base", &self.backoff_base)
-            .field("backoff_max", &self.backoff_max)
-            .field("budget", &self.budget)
-            .field("events", &self.events)
-            .finish()
     }
 }
 
