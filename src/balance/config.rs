@@ -413,69 +413,64 @@ impl BalanceConfig {
             check.duration("strategy.default_rtt", default_rtt)?;
             check.duration("strategy.decay", decay)?;
         }
-        let outlier = match &self.outlier_detection {
-            None => None,
-            Some(o) => {
-                if let Some(n) = o.consecutive_failures {
-                    check.nonzero("outlier_detection.consecutive_failures", n.into())?;
-                }
-                if let Some(rate) = o.failure_rate {
-                    check.rate("outlier_detection.failure_rate", rate)?;
-                }
-                check.nonzero("outlier_detection.window", o.window.into())?;
-                check.at_most("outlier_detection.window", o.window.into(), 100_000)?;
-                check.nonzero("outlier_detection.minimum_calls", o.minimum_calls.into())?;
-                check.at_most(
-                    "outlier_detection.minimum_calls",
-                    o.minimum_calls.into(),
-                    o.window.into(),
-                )?;
-                check.duration("outlier_detection.base_ejection_time", o.base_ejection_time)?;
-                check.not_smaller(
-                    "outlier_detection.max_ejection_time",
-                    o.max_ejection_time,
-                    "outlier_detection.base_ejection_time",
-                    o.base_ejection_time,
-                )?;
-                check.ratio("outlier_detection.jitter", o.jitter)?;
-                check.percent(
-                    "outlier_detection.max_ejection_percent",
-                    o.max_ejection_percent,
-                )?;
-                check.percent("outlier_detection.panic_threshold", o.panic_threshold)?;
-                Some(*o)
+        if let Some(o) = &self.outlier_detection {
+            if let Some(n) = o.consecutive_failures {
+                check.nonzero("outlier_detection.consecutive_failures", n.into())?;
             }
-        };
+            if let Some(rate) = o.failure_rate {
+                check.rate("outlier_detection.failure_rate", rate)?;
+            }
+            check.nonzero("outlier_detection.window", o.window.into())?;
+            check.at_most("outlier_detection.window", o.window.into(), 100_000)?;
+            check.nonzero("outlier_detection.minimum_calls", o.minimum_calls.into())?;
+            check.at_most(
+                "outlier_detection.minimum_calls",
+                o.minimum_calls.into(),
+                o.window.into(),
+            )?;
+            check.duration("outlier_detection.base_ejection_time", o.base_ejection_time)?;
+            check.not_smaller(
+                "outlier_detection.max_ejection_time",
+                o.max_ejection_time,
+                "outlier_detection.base_ejection_time",
+                o.base_ejection_time,
+            )?;
+            check.ratio("outlier_detection.jitter", o.jitter)?;
+            check.percent(
+                "outlier_detection.max_ejection_percent",
+                o.max_ejection_percent,
+            )?;
+            check.percent("outlier_detection.panic_threshold", o.panic_threshold)?;
+        }
         if let Some(percent) = self.hash_balance_factor {
             check.not_smaller("hash_balance_factor", percent, "100 (the average)", 100)?;
         }
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
-            strategy: self.strategy,
-            outlier,
-            seed: self.seed,
-            endpoint_metrics: self.endpoint_metrics,
-            hash_balance_factor: self.hash_balance_factor,
-            events: self.events.clone(),
+            config: self.clone(),
         })
     }
 }
 
-/// A validated configuration.
+/// A checked configuration, and the service's name as the layer's events
+/// and metrics share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
-    pub(crate) strategy: Strategy,
-    pub(crate) outlier: Option<OutlierDetection>,
-    pub(crate) seed: Option<u64>,
-    pub(crate) endpoint_metrics: bool,
-    pub(crate) hash_balance_factor: Option<u32>,
-    pub(crate) events: Emitter<BalanceEvent>,
+    pub(crate) config: BalanceConfig,
 }
 
 impl Settings {
+    /// The outlier detection, if on.
+    pub(crate) fn outlier(&self) -> Option<OutlierDetection> {
+        self.config.outlier_detection
+    }
+
     /// The breaker configuration of each endpoint's outlier detector.
     pub(crate) fn endpoint_breaker(&self) -> Option<CircuitBreakerConfig> {
-        self.outlier.as_ref().map(OutlierDetection::breaker)
+        self.config
+            .outlier_detection
+            .as_ref()
+            .map(OutlierDetection::breaker)
     }
 }

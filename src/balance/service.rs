@@ -190,9 +190,9 @@ where
 
     pub(crate) fn from_settings(settings: Settings, stream: Option<ChangeStream<K, S>>) -> Self {
         let gate = settings
-            .outlier
+            .outlier()
             .map(|o| Arc::new(Gate::new(o.max_ejection_percent)));
-        let ewma = match settings.strategy {
+        let ewma = match settings.config.strategy {
             Strategy::P2cPeakEwma { decay, default_rtt } => {
                 (duration_nanos(decay), duration_nanos(default_rtt))
             }
@@ -202,13 +202,16 @@ where
             settings.service.clone(),
             ewma,
             gate,
-            settings.events.clone(),
-            settings.endpoint_metrics,
+            settings.config.events.clone(),
+            settings.config.endpoint_metrics,
         ));
         let empty = Arc::new(EndpointSet::empty());
         let discovery = stream.map(Discovery::new);
-        let cycles = settings.strategy == Strategy::WeightedRoundRobin;
-        let seed = settings.seed.unwrap_or_else(|| rand::rng().random::<u64>());
+        let cycles = settings.config.strategy == Strategy::WeightedRoundRobin;
+        let seed = settings
+            .config
+            .seed
+            .unwrap_or_else(|| rand::rng().random::<u64>());
         let shared = Arc::new(Shared {
             settings,
             telemetry,
@@ -409,7 +412,7 @@ impl<K, S> Shared<K, S> {
     #[inline]
     fn honour(&self) -> Honour {
         let checks = self.checked();
-        let outlier = self.settings.outlier;
+        let outlier = self.settings.outlier();
         if outlier.is_none() && !checks {
             return Honour {
                 ejections: true,
@@ -462,19 +465,19 @@ where
                 .validate()
                 // Derived from validated outlier settings; cannot fail.
                 .ok()?;
-            settings.events =
+            settings.config.events =
                 Emitter::inner(move |event| telemetry.on_breaker_event(&endpoint, event));
             settings.metrics = false;
             // Without a failure-rate rule, failures in a row alone eject:
             // no window, and a success writes nothing.
             settings.rates = self
                 .settings
-                .outlier
+                .outlier()
                 .is_some_and(|o| o.failure_rate.is_some());
             settings.gate = self.telemetry.gate.clone();
             settings.trip_memory = self
                 .settings
-                .outlier
+                .outlier()
                 .map(|o| o.max_ejection_time)
                 .unwrap_or_default();
             Some(Breaker::new(settings))
@@ -623,7 +626,7 @@ where
     fn candidates(&mut self, honour: Honour, now: &mut Option<u64>) -> (usize, Option<usize>) {
         let set = &*self.snapshot;
         let n = set.len();
-        match self.shared.settings.strategy {
+        match self.shared.settings.config.strategy {
             Strategy::RoundRobin => (pick::round_robin(n, &self.shared.cursor), None),
             Strategy::WeightedRoundRobin => (pick::weighted_round_robin(set.tree()), None),
             Strategy::Random => (pick::random(&mut self.rng, n), None),
@@ -666,7 +669,7 @@ where
     /// the strategy's first choice.
     #[inline]
     fn reserved_after(&mut self, skipped: usize) {
-        let strategy = self.shared.settings.strategy;
+        let strategy = self.shared.settings.config.strategy;
         if skipped > 0 && strategy == Strategy::RoundRobin {
             // The turn moves past the endpoints skipped, so that the one
             // after a skipped endpoint does not get its share as well as
@@ -718,7 +721,7 @@ where
         let honour = self.shared.honour();
         // At most `factor` times the average of the requests in flight,
         // this one included, rounded up.
-        let bound = settings.hash_balance_factor.map(|percent| {
+        let bound = settings.config.hash_balance_factor.map(|percent| {
             let total = telemetry.in_flight() + 1;
             (total * u64::from(percent)).div_ceil(n as u64 * 100)
         });
@@ -931,7 +934,7 @@ impl<K: fmt::Debug, S, C: fmt::Debug, H> fmt::Debug for LoadBalance<K, S, C, H> 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadBalance")
             .field("service", &self.shared.settings.service)
-            .field("strategy", &self.shared.settings.strategy)
+            .field("strategy", &self.shared.settings.config.strategy)
             .field(
                 "endpoints",
                 &self.snapshot.iter().map(|e| &e.key).collect::<Vec<_>>(),

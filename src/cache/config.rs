@@ -81,17 +81,15 @@ impl CacheConfig {
         check.nonzero("max_entries", self.max_entries)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
-            ttl: self.ttl,
-            stale_if_error: self.stale_if_error,
-            max_entries: self.max_entries,
+            config: self.clone(),
         })
     }
 }
 
+/// A checked configuration, and the service's name as the layer's events
+/// and metrics share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
-    pub(crate) ttl: Duration,
-    pub(crate) stale_if_error: Duration,
-    pub(crate) max_entries: u64,
+    pub(crate) config: CacheConfig,
 }

@@ -86,12 +86,17 @@ where
     pub(crate) fn new(settings: Settings, weigher: Option<WeighFn<K, V>>) -> Self {
         let scope = Scope::new(settings.service.clone());
         let evictions = scope.counter("bulwark_cache_evictions_total", &[]);
-        let mut builder = moka::sync::Cache::builder().max_capacity(settings.max_entries);
+        let mut builder = moka::sync::Cache::builder().max_capacity(settings.config.max_entries);
         if let Some(weigher) = weigher {
             builder = builder.weigher(move |k: &K, entry: &Entry<V>| weigher(k, &entry.response));
         }
         let entries = builder
-            .time_to_live(settings.ttl.saturating_add(settings.stale_if_error))
+            .time_to_live(
+                settings
+                    .config
+                    .ttl
+                    .saturating_add(settings.config.stale_if_error),
+            )
             .eviction_listener(move |_key, _value, cause| {
                 if cause == RemovalCause::Size {
                     evictions.increment(1);
@@ -127,13 +132,14 @@ where
             return (None, None);
         };
         let age = crate::clock::now().saturating_duration_since(entry.stored_at);
-        if age < self.settings.ttl {
+        if age < self.settings.config.ttl {
             (Some(entry.response), None)
         } else if age
             < self
                 .settings
+                .config
                 .ttl
-                .saturating_add(self.settings.stale_if_error)
+                .saturating_add(self.settings.config.stale_if_error)
         {
             (None, Some(entry.response))
         } else {

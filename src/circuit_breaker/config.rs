@@ -422,15 +422,7 @@ impl CircuitBreakerConfig {
         )?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
-            window: self.sliding_window,
-            minimum_calls: u64::from(self.minimum_calls),
-            failure_rate: self.failure_rate_threshold,
-            slow_call_duration: self.slow_call_duration,
-            slow_call_rate: self.slow_call_rate_threshold,
-            consecutive_failures: self.consecutive_failures,
-            open_duration: self.open_duration,
-            half_open_probes: self.half_open_probes,
-            events: self.events.clone(),
+            config: self.clone(),
             trip_memory: Duration::ZERO,
             rates: true,
             gate: None,
@@ -440,19 +432,13 @@ impl CircuitBreakerConfig {
     }
 }
 
-/// A validated configuration.
+/// A checked configuration, the service's name as the breaker's events and
+/// metrics share it, and what the crate's own layers set for a breaker of
+/// theirs (a balancer's endpoints, a layer's keys).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
-    pub(crate) window: SlidingWindow,
-    pub(crate) minimum_calls: u64,
-    pub(crate) failure_rate: f64,
-    pub(crate) slow_call_duration: Option<Duration>,
-    pub(crate) slow_call_rate: f64,
-    pub(crate) consecutive_failures: Option<u32>,
-    pub(crate) open_duration: OpenDuration,
-    pub(crate) half_open_probes: u32,
-    pub(crate) events: Emitter<CircuitEvent>,
+    pub(crate) config: CircuitBreakerConfig,
     /// How long trips are remembered after closing: a trip within this time
     /// of the last close counts as one more in a row (outlier ejection);
     /// zero for a plain breaker, whose count starts over on closing.

@@ -243,7 +243,7 @@ pub(crate) struct Breaker {
 
 impl Breaker {
     pub(crate) fn new(settings: Settings) -> Self {
-        let window = match settings.window {
+        let window = match settings.config.sliding_window {
             _ if !settings.rates => Window::Off,
             SlidingWindow::Count { size } => Window::Count(CountWindow::new(size as usize)),
             SlidingWindow::Time { size, buckets } => {
@@ -256,7 +256,7 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             probes: AtomicU64::new(0),
             consecutive: AtomicU64::new(0),
-            needs_clock: window.needs_clock() || settings.slow_call_duration.is_some(),
+            needs_clock: window.needs_clock() || settings.config.slow_call_duration.is_some(),
             grouped: std::sync::atomic::AtomicBool::new(settings.gate.is_some()),
             window,
             transition: Mutex::new(Trips::default()),
@@ -287,7 +287,7 @@ impl Breaker {
     /// Whether a call must note its start time (slow-call tracking).
     #[inline]
     pub(crate) fn times_calls(&self) -> bool {
-        self.settings.slow_call_duration.is_some()
+        self.settings.config.slow_call_duration.is_some()
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -352,7 +352,7 @@ impl Breaker {
     }
 
     fn try_probe(&self, epoch: u64) -> bool {
-        let slots = self.settings.half_open_probes;
+        let slots = self.settings.config.half_open_probes;
         self.probes
             .fetch_update(AcqRel, Acquire, |w| {
                 ProbeWord::from_bits(w)
@@ -376,7 +376,7 @@ impl Breaker {
         now: Option<Instant>,
     ) {
         if let (Permit::Record { epoch }, Outcome::Success, None) =
-            (permit, outcome, self.settings.slow_call_duration)
+            (permit, outcome, self.settings.config.slow_call_duration)
         {
             self.metrics.calls[outcome_index(outcome)].increment(1);
             self.record(epoch, outcome, false, now);
@@ -394,7 +394,7 @@ impl Breaker {
         elapsed: Option<Duration>,
         now: Option<Instant>,
     ) {
-        let slow = match (self.settings.slow_call_duration, elapsed) {
+        let slow = match (self.settings.config.slow_call_duration, elapsed) {
             (Some(threshold), Some(elapsed)) => elapsed > threshold && outcome != Outcome::Ignored,
             _ => false,
         };
@@ -453,12 +453,12 @@ impl Breaker {
     /// What makes this breaker trip, read from its settings (after a
     /// failure only: nothing on the success path).
     fn trip_rules(&self) -> TripRules {
-        let s = &self.settings;
+        let c = &self.settings.config;
         TripRules {
-            minimum_calls: s.minimum_calls,
-            failure_rate: s.failure_rate,
-            slow_call_rate: s.slow_call_duration.map(|_| s.slow_call_rate),
-            consecutive_failures: s.consecutive_failures,
+            minimum_calls: u64::from(c.minimum_calls),
+            failure_rate: c.failure_rate_threshold,
+            slow_call_rate: c.slow_call_duration.map(|_| c.slow_call_rate_threshold),
+            consecutive_failures: c.consecutive_failures,
         }
     }
 
@@ -474,7 +474,7 @@ impl Breaker {
             // A probe of a round that is over.
             return;
         };
-        let needed = self.settings.half_open_probes;
+        let needed = self.settings.config.half_open_probes;
         let decided = decide::after_probe(ProbeWord::from_bits(before), failed, succeeded, needed);
         if let Some((to, reason)) = decided {
             let half_open = (epoch << CODE_BITS) | code(CircuitState::HalfOpen);
@@ -526,12 +526,16 @@ impl Breaker {
                     trips.closed_at.map(|at| now.saturating_duration_since(at)),
                     self.settings.trip_memory,
                 );
-                let unit = if self.settings.open_duration.jitter_of() > 0.0 {
+                let unit = if self.settings.config.open_duration.jitter_of() > 0.0 {
                     rand::random::<f64>()
                 } else {
                     0.0
                 };
-                let period = self.settings.open_duration.period(trips.in_a_row, unit);
+                let period = self
+                    .settings
+                    .config
+                    .open_duration
+                    .period(trips.in_a_row, unit);
                 let period = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
                 self.open_until
                     .store(self.nanos(now).saturating_add(period), Relaxed);
@@ -554,13 +558,16 @@ impl Breaker {
         self.metrics.state.set(to.gauge_value());
         self.metrics.transitioned(from, to);
         drop(trips);
-        self.settings.events.emit(|| CircuitEvent::StateTransition {
-            service: self.settings.service.clone(),
-            key: self.settings.key.clone(),
-            from,
-            to,
-            reason,
-        });
+        self.settings
+            .config
+            .events
+            .emit(|| CircuitEvent::StateTransition {
+                service: self.settings.service.clone(),
+                key: self.settings.key.clone(),
+                from,
+                to,
+                reason,
+            });
         true
     }
 
@@ -568,11 +575,14 @@ impl Breaker {
     #[inline]
     pub(crate) fn on_rejected(&self, retry_after: Option<Duration>) {
         self.metrics.rejected.increment(1);
-        self.settings.events.emit(|| CircuitEvent::CallRejected {
-            service: self.settings.service.clone(),
-            key: self.settings.key.clone(),
-            retry_after,
-        });
+        self.settings
+            .config
+            .events
+            .emit(|| CircuitEvent::CallRejected {
+                service: self.settings.service.clone(),
+                key: self.settings.key.clone(),
+                retry_after,
+            });
     }
 
     fn gate(&self) -> Option<&super::config::Gate> {
@@ -603,7 +613,7 @@ impl Breaker {
             CircuitState::ForcedOpen => Standing::Rejects,
             CircuitState::HalfOpen => {
                 let probes = ProbeWord::from_bits(self.probes.load(Acquire));
-                let slots = self.settings.half_open_probes;
+                let slots = self.settings.config.half_open_probes;
                 match probes.admit(generation(word), slots) {
                     Some(_) => Standing::ProbeDue,
                     None => Standing::Rejects,

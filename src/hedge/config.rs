@@ -84,17 +84,15 @@ impl HedgeConfig {
         self.budget.validate(check)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
-            delay: self.delay,
-            minimum_samples: self.minimum_samples,
-            budget: self.budget,
+            config: self.clone(),
         })
     }
 }
 
+/// A checked configuration, and the service's name as the layer's events
+/// and metrics share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
-    pub(crate) delay: HedgeDelay,
-    pub(crate) minimum_samples: u64,
-    pub(crate) budget: BudgetConfig,
+    pub(crate) config: HedgeConfig,
 }

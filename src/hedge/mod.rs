@@ -84,13 +84,13 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(settings: Settings) -> Self {
         let scope = Scope::new(settings.service.clone());
-        let percentile = match settings.delay {
+        let percentile = match settings.config.delay {
             HedgeDelay::Percentile(p) => p,
             HedgeDelay::Fixed(_) => 1.0,
         };
         Core {
-            histogram: Histogram::new(percentile, settings.minimum_samples),
-            budget: settings.budget.build(),
+            histogram: Histogram::new(percentile, settings.config.minimum_samples),
+            budget: settings.config.budget.build(),
             sent: scope.counter("bulwark_hedge_sent_total", &[]),
             won: scope.counter("bulwark_hedge_won_total", &[]),
             settings,
@@ -100,7 +100,7 @@ impl Core {
     /// How long to wait before hedging, if a hedge is possible.
     #[inline]
     fn delay(&self) -> Option<std::time::Duration> {
-        match self.settings.delay {
+        match self.settings.config.delay {
             HedgeDelay::Fixed(delay) => Some(delay),
             HedgeDelay::Percentile(_) => self.histogram.threshold(),
         }

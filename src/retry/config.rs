@@ -112,23 +112,17 @@ impl RetryConfig {
         self.budget.validate(check)?;
         Ok(Settings {
             service: Arc::from(self.service.as_str()),
-            max_attempts: self.max_attempts,
-            backoff_base: self.backoff_base,
-            backoff_max: self.backoff_max,
-            budget: self.budget,
-            events: self.events.clone(),
+            config: self.clone(),
         })
     }
 }
 
+/// A checked configuration, and the service's name as the layer's events
+/// and metrics share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) service: Arc<str>,
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff_base: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) budget: BudgetConfig,
-    pub(crate) events: Emitter<RetryEvent>,
+    pub(crate) config: RetryConfig,
 }
 
 /// The wait before retry `retry` (1 for the first retry): `unit` (a random

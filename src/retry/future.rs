@@ -102,7 +102,7 @@ where
                     let core = &*shared.core;
                     let settings = &core.settings;
                     let retry = this.request.is_some()
-                        && *this.attempts < settings.max_attempts
+                        && *this.attempts < settings.config.max_attempts
                         && shared.classifier.classify(result.as_ref()) == Outcome::Failure
                         && !matches!(&result, Err(e) if is_circuit_open(e) || is_local_rejection(e));
                     if !retry {
@@ -111,7 +111,7 @@ where
                     if !core.budget.try_withdraw(Instant::now()) {
                         core.exhausted.increment(1);
                         let service = &settings.service;
-                        settings.events.emit(|| RetryEvent::BudgetExhausted {
+                        settings.config.events.emit(|| RetryEvent::BudgetExhausted {
                             service: service.clone(),
                         });
                         return Poll::Ready(result);
@@ -121,10 +121,10 @@ where
                         .ok()
                         .and_then(|r| shared.hint.retry_after(r));
                     let wait = match hinted {
-                        Some(wait) => wait.min(settings.backoff_max),
+                        Some(wait) => wait.min(settings.config.backoff_max),
                         None => backoff(
-                            settings.backoff_base,
-                            settings.backoff_max,
+                            settings.config.backoff_base,
+                            settings.config.backoff_max,
                             *this.attempts,
                             rand::random::<f64>(),
                         ),
@@ -145,7 +145,7 @@ where
                     };
                     *this.attempts += 1;
                     let shared = &**this.shared;
-                    if *this.attempts < shared.core.settings.max_attempts {
+                    if *this.attempts < shared.core.settings.config.max_attempts {
                         *this.request = shared.cloner.clone_request(&request);
                     }
                     shared.core.retries.increment(1);

@@ -186,7 +186,7 @@ impl Core {
     pub(crate) fn new(settings: Settings) -> Self {
         let scope = Scope::new(settings.service.clone());
         Core {
-            budget: settings.budget.build(),
+            budget: settings.config.budget.build(),
             requests: scope.counter("bulwark_retry_requests_total", &[]),
             retries: scope.counter("bulwark_retry_retries_total", &[]),
             exhausted: scope.counter("bulwark_retry_budget_exhausted_total", &[]),

@@ -69,7 +69,7 @@ where
         let core = &shared.core;
         core.budget.deposit();
         core.requests.increment(1);
-        let copy = if core.settings.max_attempts > 1 {
+        let copy = if core.settings.config.max_attempts > 1 {
             shared.cloner.clone_request(&req)
         } else {
             None
