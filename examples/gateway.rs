@@ -15,7 +15,7 @@
 //!
 //! `--help` lists the flags.
 
-mod common;
+use bulwark_examples as common;
 
 use std::sync::Arc;
 

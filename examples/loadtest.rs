@@ -27,7 +27,7 @@
 //! Everything runs in one process on the same cores, so the figures are
 //! for comparing the modes with each other, not for sizing a server.
 
-mod common;
+use bulwark_examples as common;
 
 use std::time::{Duration, Instant};
 

@@ -13,7 +13,7 @@
 //!
 //! `--help` lists the flags.
 
-mod common;
+use bulwark_examples as common;
 
 use clap::Parser;
 use tower::BoxError;

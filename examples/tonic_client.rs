@@ -17,7 +17,7 @@
 //! cargo run --example tonic_client --features grpc
 //! ```
 
-mod greeter;
+use bulwark_examples::greeter;
 
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 //!
 //! `--help` lists the flags.
 
-mod common;
+use bulwark_examples as common;
 
 use clap::Parser;
 use tower::BoxError;

@@ -9,14 +9,12 @@
 #![cfg(all(feature = "stack", feature = "http"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bulwark_examples as common;
 use bytes::Bytes;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_bulwark::balance::{BalanceConfig, BalanceEvent, OutlierDetection};

@@ -4,10 +4,6 @@
 #![cfg(all(feature = "stack", feature = "reqwest"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-#[path = "../examples/common/client.rs"]
-#[allow(dead_code)]
-mod client;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use bulwark_examples::client;
 use bytes::Bytes;
 use http_body_util::Full;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};

@@ -4,13 +4,11 @@
 #![cfg(all(feature = "stack", feature = "grpc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-#[path = "../examples/greeter/mod.rs"]
-mod greeter;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bulwark_examples::greeter;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tonic::Code;
 use tower::{BoxError, Layer, ServiceBuilder};

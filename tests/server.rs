@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use bulwark_examples::greeter;
 use tower_bulwark::circuit_breaker::{
     CircuitBreakerConfig, CircuitBreakerLayer, CircuitState, OpenDuration,
 };
@@ -121,10 +122,6 @@ async fn the_timeout_can_answer_408() {
     assert_eq!(response.status(), 408);
     server.abort();
 }
-
-#[path = "../examples/greeter/mod.rs"]
-#[allow(dead_code)]
-mod greeter;
 
 /// One unary call of the greeter; the status it failed with, if it did.
 async fn say_hello(url: &str) -> Result<String, tonic::Status> {

@@ -6,11 +6,9 @@
 #![cfg(all(feature = "stack", feature = "http"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 
+use bulwark_examples as common;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_bulwark::circuit_breaker::CircuitState;

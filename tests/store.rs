@@ -1,4 +1,4 @@
-//! The example services' store (`examples/common/db.rs`): several
+//! The example services' store (`examples/support/src/db.rs`): several
 //! instances over one database, as the services run. Each test runs on
 //! SQLite (a temporary file) and, when `BULWARK_POSTGRES_URL` names a
 //! Postgres server (`postgres://user:password@host/db`, a role that may
@@ -7,12 +7,10 @@
 //! tests say so and run on SQLite only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-#[path = "../examples/common/db.rs"]
-mod db;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bulwark_examples::db;
 use db::{Db, Order, TemporaryDb};
 use sqlx::Connection;
 

@@ -31,8 +31,7 @@
 //! `events.rs`, the live view in `view.rs` and the summary in
 //! `summary.rs`.
 
-#[path = "../common/mod.rs"]
-mod common;
+use bulwark_examples as common;
 mod events;
 mod script;
 mod summary;

@@ -39,8 +39,8 @@
 //! answer of a hundred bytes. Copy them (`Bytes::copy_from_slice`,
 //! `HeaderValue::from_bytes`) into the response you cache, and bound the
 //! cache by bytes with a weigher that counts the headers as well as the
-//! body. The example gateway does both (`examples/common/client.rs`
-//! copies, `examples/common/gateway.rs` weighs): 30 000 distinct reads
+//! body. The example gateway does both (`examples/support/src/client.rs`
+//! copies, `examples/support/src/gateway.rs` weighs): 30 000 distinct reads
 //! left its resident memory 8 MB larger with a cap of 4 MiB (4 MB larger
 //! with no cache at all); before it copied, 160 MB larger.
 //!

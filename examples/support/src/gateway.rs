@@ -50,20 +50,20 @@ use tower_bulwark::classify::{Classify, HttpClassifier, Outcome};
 use tower_bulwark::stack::{BalancedService, Http};
 
 /// The header that says a response is a fallback's.
-pub(crate) const FALLBACK_HEADER: &str = "x-bulwark-fallback";
+pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 /// The header that says where a response came from in the cache: `hit`,
 /// `miss`, `stale` or `coalesced`.
-pub(crate) const CACHE_HEADER: &str = "x-bulwark-cache";
+pub const CACHE_HEADER: &str = "x-bulwark-cache";
 /// The header that says the gateway turned a request away at once, its
 /// upstream having more calls under way than it can serve.
-pub(crate) const SHED_HEADER: &str = "x-bulwark-shed";
+pub const SHED_HEADER: &str = "x-bulwark-shed";
 
 /// How the gateway judges its upstreams' answers: as the HTTP classifier
 /// does, except that a 503 an instance gives because a dependency of its
 /// own is down (header `x-dependency-unavailable`) says nothing of the
 /// instance, and counts neither way.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct UpstreamClassifier {
+pub struct UpstreamClassifier {
     http: HttpClassifier,
 }
 
@@ -77,21 +77,20 @@ impl<E> Classify<UpstreamResponse, E> for UpstreamClassifier {
 }
 
 /// One upstream service as the gateway sees it.
-pub(crate) type Upstream =
-    BalancedService<String, HttpClient, Request, UpstreamClassifier, String, Http>;
+pub type Upstream = BalancedService<String, HttpClient, Request, UpstreamClassifier, String, Http>;
 
 /// The stack an upstream is built with, which its breaker and its
 /// concurrency limit are read from.
 type UpstreamLayer = ResilienceLayer<Request, UpstreamResponse, UpstreamClassifier, String, Http>;
 
 /// The most bytes the gateway's cache keeps, per upstream.
-pub(crate) const CACHE_BYTES: u64 = 64 << 20;
+pub const CACHE_BYTES: u64 = 64 << 20;
 
 /// The cache key of a read: the route's path and the query parameters it
 /// reads, in a fixed order (`/users?limit=5&after=2&x=1` and
 /// `/users?after=2&limit=5` are one entry); `None` for a write, or for a
 /// path the services do not serve.
-pub(crate) fn cache_key(request: &Request) -> Option<String> {
+pub fn cache_key(request: &Request) -> Option<String> {
     if request.method() != http::Method::GET {
         return None;
     }
@@ -135,16 +134,16 @@ fn weight(key: &str, response: &UpstreamResponse) -> u32 {
 
 /// The gateway's two upstreams, and their breakers for whoever watches.
 #[derive(Clone)]
-pub(crate) struct Gateway {
-    pub(crate) users: Upstream,
-    pub(crate) orders: Upstream,
-    pub(crate) users_breaker: CircuitBreakerHandle,
-    pub(crate) orders_breaker: CircuitBreakerHandle,
+pub struct Gateway {
+    pub users: Upstream,
+    pub orders: Upstream,
+    pub users_breaker: CircuitBreakerHandle,
+    pub orders_breaker: CircuitBreakerHandle,
     layers: Arc<[UpstreamLayer; 2]>,
 }
 
 /// The stack configuration both upstreams use; `service` names it.
-pub(crate) fn config(service: &str) -> ResilienceConfig {
+pub fn config(service: &str) -> ResilienceConfig {
     ResilienceConfig::default()
         .service(service)
         .timeout(Duration::from_millis(250))
@@ -211,7 +210,7 @@ async fn users_fallback(request: Request) -> Result<UpstreamResponse, BoxError> 
 impl Gateway {
     /// Stacks over the user instances at `users` and the order instances at
     /// `orders`, each with a cache of [`CACHE_BYTES`].
-    pub(crate) fn new(
+    pub fn new(
         users: &[String],
         orders: &[String],
         client: reqwest::Client,
@@ -221,7 +220,7 @@ impl Gateway {
     }
 
     /// As [`new`](Self::new), with caches of `cache_bytes` each, or none.
-    pub(crate) fn with_cache(
+    pub fn with_cache(
         users: &[String],
         orders: &[String],
         client: reqwest::Client,
@@ -271,14 +270,14 @@ impl Gateway {
     }
 
     /// The concurrency limits learned now for the users and the orders.
-    pub(crate) fn concurrency_limits(&self) -> [usize; 2] {
+    pub fn concurrency_limits(&self) -> [usize; 2] {
         self.layers
             .each_ref()
             .map(|layer| layer.concurrency_limit().unwrap_or(usize::MAX))
     }
 
     /// The gateway's routes.
-    pub(crate) fn router(self) -> Router {
+    pub fn router(self) -> Router {
         routes(self.users, self.orders)
     }
 }
@@ -286,7 +285,7 @@ impl Gateway {
 /// The routes of the bare proxy: the same as the gateway's, to the same
 /// instances in turn, with no layer at all. What the load test compares
 /// the gateway with.
-pub(crate) fn bare_router(users: &[String], orders: &[String], client: reqwest::Client) -> Router {
+pub fn bare_router(users: &[String], orders: &[String], client: reqwest::Client) -> Router {
     let endpoints = |urls: &[String]| RoundRobin {
         endpoints: urls
             .iter()
@@ -299,7 +298,7 @@ pub(crate) fn bare_router(users: &[String], orders: &[String], client: reqwest::
 
 /// Each instance in turn.
 #[derive(Clone)]
-pub(crate) struct RoundRobin {
+pub struct RoundRobin {
     endpoints: Arc<[HttpClient]>,
     next: Arc<AtomicUsize>,
 }
@@ -324,7 +323,7 @@ impl Service<Request> for RoundRobin {
 
 /// A service the gateway's routes send requests to: the stack, or the bare
 /// proxy's round robin.
-pub(crate) trait Proxied:
+pub trait Proxied:
     Service<Request, Response = UpstreamResponse, Error = BoxError, Future: Send>
     + Clone
     + Send
@@ -433,7 +432,7 @@ fn body_error(error: &axum::Error) -> Response {
 /// forms, in any case) before anything is routed or proxied: a service
 /// behind the gateway normalizing `/users/%2e%2e/admin` would reach a path
 /// the gateway never meant to proxy.
-pub(crate) async fn refuse_dot_segments(
+pub async fn refuse_dot_segments(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -455,7 +454,7 @@ pub(crate) async fn refuse_dot_segments(
 /// `Retry-After`; `Elapsed`: 504; no endpoint: 503; `Overloaded`: 503,
 /// with [`SHED_HEADER`]); anything else a 502 that names no upstream
 /// address.
-pub(crate) fn error_response(error: &BoxError) -> Response {
+pub fn error_response(error: &BoxError) -> Response {
     let Some(kind) = ErrorKind::of(&**error) else {
         return (StatusCode::BAD_GATEWAY, "bad gateway").into_response();
     };

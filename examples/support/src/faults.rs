@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an instance does wrong on purpose.
 #[derive(Debug, Default)]
-pub(crate) struct Faults {
+pub struct Faults {
     latency_ms: AtomicU64,
     /// Errors per thousand requests.
     error_permille: AtomicU32,
@@ -25,32 +25,32 @@ pub(crate) struct Faults {
     capacity: Mutex<Option<(u32, Arc<tokio::sync::Semaphore>)>>,
     /// Asks the instance to go down for a while (see
     /// [`Instance`](super::instance::Instance)).
-    pub(crate) down: tokio::sync::watch::Sender<Option<Duration>>,
+    pub down: tokio::sync::watch::Sender<Option<Duration>>,
 }
 
 /// `POST /admin/down` with `{"seconds": 5}`.
 #[derive(Debug, Clone, Copy, Deserialize)]
-pub(crate) struct Down {
-    pub(crate) seconds: f64,
+pub struct Down {
+    pub seconds: f64,
 }
 
 /// The faults as the admin endpoint reads and writes them.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub(crate) struct FaultSettings {
+pub struct FaultSettings {
     /// Added to every request.
     #[serde(default)]
-    pub(crate) latency_ms: u64,
+    pub latency_ms: u64,
     /// The share of requests answered with a 500, in [0, 1].
     #[serde(default)]
-    pub(crate) error_rate: f64,
+    pub error_rate: f64,
     /// How many requests are served at once, each taking at least
     /// `latency_ms`; the rest wait their turn, in order. 0: no cap.
     #[serde(default)]
-    pub(crate) capacity: u32,
+    pub capacity: u32,
 }
 
 impl Faults {
-    pub(crate) fn set(&self, settings: FaultSettings) {
+    pub fn set(&self, settings: FaultSettings) {
         self.latency_ms
             .store(settings.latency_ms, Ordering::Relaxed);
         let permille = (settings.error_rate.clamp(0.0, 1.0) * 1000.0).round() as u32;
@@ -66,7 +66,7 @@ impl Faults {
         self.capacity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn get(&self) -> FaultSettings {
+    pub fn get(&self) -> FaultSettings {
         FaultSettings {
             latency_ms: self.latency_ms.load(Ordering::Relaxed),
             error_rate: f64::from(self.error_permille.load(Ordering::Relaxed)) / 1000.0,
@@ -75,11 +75,11 @@ impl Faults {
     }
 
     /// Requests that reached the instance (not the admin or metrics ones).
-    pub(crate) fn requests(&self) -> u64 {
+    pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn heal(&self) {
+    pub fn heal(&self) {
         self.set(FaultSettings::default());
     }
 
@@ -94,11 +94,7 @@ impl Faults {
 
 /// The middleware that applies `faults` to every request but the metrics
 /// ones.
-pub(crate) async fn inject(
-    State(faults): State<Arc<Faults>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
     if request.uri().path() == "/metrics" {
         return next.run(request).await;
     }
@@ -124,7 +120,7 @@ pub(crate) async fn inject(
 /// `POST /admin/down` with `{"seconds": 5}` takes the instance down (its
 /// public port closed, its connections dropped) and brings it back after
 /// that long.
-pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
+pub fn admin_routes(faults: Arc<Faults>) -> Router {
     Router::new()
         .route(
             "/admin/down",
@@ -156,6 +152,6 @@ pub(crate) fn admin_routes(faults: Arc<Faults>) -> Router {
 
 /// `router` with `faults` applied. The admin routes are not added: they
 /// are served on the instance's admin listener only.
-pub(crate) fn with_faults(router: Router, faults: Arc<Faults>) -> Router {
+pub fn with_faults(router: Router, faults: Arc<Faults>) -> Router {
     router.layer(axum::middleware::from_fn_with_state(faults, inject))
 }

@@ -29,14 +29,14 @@ use super::http::{bad_request, id_of, unavailable};
 
 /// The header of a 503 that a dependency of the order service caused, not
 /// the order service itself: `x-dependency-unavailable: users`.
-pub(crate) const DEPENDENCY_HEADER: &str = "x-dependency-unavailable";
+pub const DEPENDENCY_HEADER: &str = "x-dependency-unavailable";
 
 #[derive(Debug, Clone, Deserialize)]
-pub(crate) struct NewOrder {
-    pub(crate) user_id: i64,
-    pub(crate) item: String,
+pub struct NewOrder {
+    pub user_id: i64,
+    pub item: String,
     #[serde(default = "one")]
-    pub(crate) quantity: i64,
+    pub quantity: i64,
 }
 
 fn one() -> i64 {
@@ -44,22 +44,21 @@ fn one() -> i64 {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct ByUser {
-    pub(crate) user_id: String,
+pub struct ByUser {
+    pub user_id: String,
 }
 
 /// The user service as the order service sees it.
-pub(crate) type UserClient =
-    BalancedService<String, HttpClient, Request, HttpClassifier, String, Http>;
+pub type UserClient = BalancedService<String, HttpClient, Request, HttpClassifier, String, Http>;
 
 /// The cache key of a read: its path and query; writes are not cached.
-pub(crate) fn read_key(request: &Request) -> Option<String> {
+pub fn read_key(request: &Request) -> Option<String> {
     (request.method() == http::Method::GET).then(|| request.uri().to_string())
 }
 
 /// A stack over the user instances at `urls`, named `service` in metrics
 /// and events.
-pub(crate) fn user_client(
+pub fn user_client(
     service: &str,
     urls: &[String],
     client: reqwest::Client,
@@ -85,7 +84,7 @@ struct OrderState {
 }
 
 /// The order service's routes over `db`, checking users with `users`.
-pub(crate) fn router(db: Db, users: UserClient) -> Router {
+pub fn router(db: Db, users: UserClient) -> Router {
     Router::new()
         .route("/orders", axum::routing::get(of_user).post(create))
         .route("/orders/{id}", axum::routing::get(get))

@@ -12,33 +12,33 @@ use tower::{BoxError, Service};
 
 /// Requests and responses with buffered bodies: a request can be copied
 /// for a retry, a response stored in a cache.
-pub(crate) type Request = http::Request<Bytes>;
-pub(crate) type Response = http::Response<Bytes>;
+pub type Request = http::Request<Bytes>;
+pub type Response = http::Response<Bytes>;
 
 /// Sends requests to one instance (`http://host:port`) with a shared
 /// `reqwest::Client`, and buffers the response body.
 #[derive(Clone, Debug)]
-pub(crate) struct HttpClient {
+pub struct HttpClient {
     client: reqwest::Client,
     base: Arc<str>,
 }
 
 impl HttpClient {
-    pub(crate) fn new(client: reqwest::Client, base: impl Into<Arc<str>>) -> Self {
+    pub fn new(client: reqwest::Client, base: impl Into<Arc<str>>) -> Self {
         HttpClient {
             client,
             base: base.into(),
         }
     }
 
-    pub(crate) fn base(&self) -> &str {
+    pub fn base(&self) -> &str {
         &self.base
     }
 }
 
 /// The `reqwest::Client` the examples share: connection pool, a connect
 /// timeout, and a request timeout that bounds every call.
-pub(crate) fn reqwest_client() -> Result<reqwest::Client, BoxError> {
+pub fn reqwest_client() -> Result<reqwest::Client, BoxError> {
     Ok(reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(10))

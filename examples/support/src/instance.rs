@@ -22,7 +22,7 @@ use super::server::{Limits, serve};
 
 /// A running (or killed) server.
 #[derive(Debug)]
-pub(crate) struct Instance {
+pub struct Instance {
     name: String,
     addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -37,7 +37,7 @@ pub(crate) struct Instance {
 impl Instance {
     /// Serves `router`, with `faults` applied, on `127.0.0.1:port`, and
     /// the admin routes on `127.0.0.1:admin_port` (0 for any free port).
-    pub(crate) async fn start(
+    pub async fn start(
         name: impl Into<String>,
         port: u16,
         admin_port: u16,
@@ -95,45 +95,45 @@ impl Instance {
         });
     }
 
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.name
     }
 
-    pub(crate) fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The admin listener's URL.
-    pub(crate) fn admin_url(&self) -> String {
+    pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
     }
 
-    pub(crate) fn faults(&self) -> &Faults {
+    pub fn faults(&self) -> &Faults {
         &self.faults
     }
 
     /// Connections accepted so far.
-    pub(crate) fn connections(&self) -> u64 {
+    pub fn connections(&self) -> u64 {
         self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub(crate) fn is_up(&self) -> bool {
+    pub fn is_up(&self) -> bool {
         self.lock().as_ref().is_some_and(|s| !s.is_finished())
     }
 
     /// Stops listening and drops every connection at once.
-    pub(crate) fn kill(&self) {
+    pub fn kill(&self) {
         if let Some(server) = self.lock().take() {
             server.abort();
         }
     }
 
     /// Listens again on the same address.
-    pub(crate) async fn revive(&self) -> std::io::Result<()> {
+    pub async fn revive(&self) -> std::io::Result<()> {
         if self.is_up() {
             return Ok(());
         }
@@ -161,7 +161,7 @@ impl Instance {
 /// What a standalone service binary does: serves `app` and `/metrics` on
 /// `127.0.0.1:port`, its admin routes on `admin_port`, with `limits`,
 /// until Ctrl-C.
-pub(crate) async fn run(
+pub async fn run(
     name: &str,
     port: u16,
     admin_port: u16,

@@ -21,24 +21,24 @@ use tower::{BoxError, Service};
 
 /// `message HelloRequest { string name = 1; }`
 #[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct HelloRequest {
+pub struct HelloRequest {
     #[prost(string, tag = "1")]
-    pub(crate) name: String,
+    pub name: String,
 }
 
 /// `message HelloReply { string message = 1; }`
 #[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct HelloReply {
+pub struct HelloReply {
     #[prost(string, tag = "1")]
-    pub(crate) message: String,
+    pub message: String,
 }
 
 /// The method's path.
-pub(crate) const SAY_HELLO: &str = "/demo.Greeter/SayHello";
+pub const SAY_HELLO: &str = "/demo.Greeter/SayHello";
 
 /// What the server does, shared with whoever steers it.
 #[derive(Clone, Default)]
-pub(crate) struct Greeter {
+pub struct Greeter {
     failing: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
     calls: Arc<AtomicU32>,
@@ -46,26 +46,26 @@ pub(crate) struct Greeter {
 
 impl Greeter {
     /// Fails every call from now on (or not).
-    pub(crate) fn fail(&self, failing: bool) {
+    pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
     /// Takes a minute to answer every call from now on (or not).
     #[allow(dead_code)]
-    pub(crate) fn slow(&self, slow: bool) {
+    pub fn slow(&self, slow: bool) {
         self.slow.store(slow, Ordering::SeqCst);
     }
 
     /// Calls that reached the server.
-    pub(crate) fn calls(&self) -> u32 {
+    pub fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
     }
 }
 
 /// A running server.
-pub(crate) struct Server {
+pub struct Server {
     /// `http://127.0.0.1:port`.
-    pub(crate) url: String,
+    pub url: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -76,13 +76,13 @@ impl Drop for Server {
 }
 
 /// Starts `greeter` on a free port of 127.0.0.1.
-pub(crate) async fn serve(greeter: Greeter) -> Result<Server, BoxError> {
+pub async fn serve(greeter: Greeter) -> Result<Server, BoxError> {
     serve_with(greeter, tower::layer::util::Identity::new()).await
 }
 
 /// Starts `greeter` behind `layer` (the server's own stack) on a free port
 /// of 127.0.0.1.
-pub(crate) async fn serve_with<L, B>(greeter: Greeter, layer: L) -> Result<Server, BoxError>
+pub async fn serve_with<L, B>(greeter: Greeter, layer: L) -> Result<Server, BoxError>
 where
     L: tower::Layer<tonic::service::Routes> + Clone + Send + 'static,
     L::Service: Service<http::Request<tonic::body::Body>, Response = http::Response<B>>

@@ -17,18 +17,18 @@ use tower::BoxError;
 
 /// A user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct User {
-    pub(crate) id: i64,
-    pub(crate) name: String,
+pub struct User {
+    pub id: i64,
+    pub name: String,
 }
 
 /// An order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Order {
-    pub(crate) id: i64,
-    pub(crate) user_id: i64,
-    pub(crate) item: String,
-    pub(crate) quantity: i64,
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub item: String,
+    pub quantity: i64,
 }
 
 /// Which database is behind the pool: their SQL differs a little.
@@ -40,7 +40,7 @@ enum Kind {
 
 /// A pool of connections to the services' database.
 #[derive(Debug, Clone)]
-pub(crate) struct Db {
+pub struct Db {
     pool: AnyPool,
     kind: Kind,
 }
@@ -82,7 +82,7 @@ const SEEDED_USERS: i64 = 100;
 impl Db {
     /// Connects to `url` (`sqlite://path?mode=rwc`, `postgres://...`),
     /// creates the tables if they are missing, and seeds users 1 to 100.
-    pub(crate) async fn connect(url: &str) -> Result<Db, BoxError> {
+    pub async fn connect(url: &str) -> Result<Db, BoxError> {
         install_default_drivers();
         let kind = if url.starts_with("sqlite:") {
             Kind::Sqlite
@@ -141,7 +141,7 @@ impl Db {
         Ok(())
     }
 
-    pub(crate) async fn user(&self, id: i64) -> Result<Option<User>, BoxError> {
+    pub async fn user(&self, id: i64) -> Result<Option<User>, BoxError> {
         let row = sqlx::query("SELECT id, name FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -153,7 +153,7 @@ impl Db {
     }
 
     /// Up to `limit` users with ids above `after`, in id order.
-    pub(crate) async fn users(&self, after: i64, limit: i64) -> Result<Vec<User>, BoxError> {
+    pub async fn users(&self, after: i64, limit: i64) -> Result<Vec<User>, BoxError> {
         let rows = sqlx::query("SELECT id, name FROM users WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after)
             .bind(limit)
@@ -168,7 +168,7 @@ impl Db {
             .collect())
     }
 
-    pub(crate) async fn create_user(&self, name: &str) -> Result<User, BoxError> {
+    pub async fn create_user(&self, name: &str) -> Result<User, BoxError> {
         let row = sqlx::query("INSERT INTO users (name) VALUES ($1) RETURNING id")
             .bind(name)
             .fetch_one(&self.pool)
@@ -179,7 +179,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn order(&self, id: i64) -> Result<Option<Order>, BoxError> {
+    pub async fn order(&self, id: i64) -> Result<Option<Order>, BoxError> {
         let row = sqlx::query("SELECT id, user_id, item, quantity FROM orders WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -188,7 +188,7 @@ impl Db {
     }
 
     /// The user's latest 20 orders, oldest first.
-    pub(crate) async fn orders_of(&self, user_id: i64) -> Result<Vec<Order>, BoxError> {
+    pub async fn orders_of(&self, user_id: i64) -> Result<Vec<Order>, BoxError> {
         let rows = sqlx::query(
             "SELECT id, user_id, item, quantity FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT 20",
         )
@@ -202,7 +202,7 @@ impl Db {
 
     /// Creates an order; with an idempotency key already used, returns the
     /// order made then instead (and `false`).
-    pub(crate) async fn create_order(
+    pub async fn create_order(
         &self,
         user_id: i64,
         item: &str,
@@ -238,7 +238,7 @@ impl Db {
     }
 
     /// Every order, in id order (for checks).
-    pub(crate) async fn all_orders(&self) -> Result<Vec<Order>, BoxError> {
+    pub async fn all_orders(&self) -> Result<Vec<Order>, BoxError> {
         let rows = sqlx::query("SELECT id, user_id, item, quantity FROM orders ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
@@ -291,12 +291,12 @@ fn order_of(row: sqlx::any::AnyRow) -> Order {
 /// what uses it, the process and a count: what the demo, the load test and
 /// the tests use. The file (and its WAL files) is removed when this is dropped.
 #[derive(Debug)]
-pub(crate) struct TemporaryDb {
+pub struct TemporaryDb {
     path: PathBuf,
 }
 
 impl TemporaryDb {
-    pub(crate) fn new(name: &str) -> TemporaryDb {
+    pub fn new(name: &str) -> TemporaryDb {
         static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = format!("tower-bulwark-{name}-{}-{n}.db", std::process::id());
@@ -306,7 +306,7 @@ impl TemporaryDb {
     }
 
     /// The URL to give [`Db::connect`] (or `--database-url`).
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("sqlite://{}?mode=rwc", self.path.display())
     }
 }

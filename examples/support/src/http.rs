@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 /// A 400 with its message.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct BadRequest(pub(crate) &'static str);
+pub struct BadRequest(pub &'static str);
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
@@ -15,13 +15,13 @@ impl IntoResponse for BadRequest {
 }
 
 /// A 400 with `message`.
-pub(crate) fn bad_request(message: &'static str) -> Response {
+pub fn bad_request(message: &'static str) -> Response {
     BadRequest(message).into_response()
 }
 
 /// An id or a page position: a number from 0 to `i64::MAX` (the
 /// database's ids), or a 400 that says so.
-pub(crate) fn id_of(text: &str) -> Result<i64, BadRequest> {
+pub fn id_of(text: &str) -> Result<i64, BadRequest> {
     text.parse::<i64>()
         .ok()
         .filter(|id| *id >= 0)
@@ -31,7 +31,7 @@ pub(crate) fn id_of(text: &str) -> Result<i64, BadRequest> {
 /// A 503 for a dependency (`what`: the database, the user service) that
 /// failed: `Retry-After: 1`. The error is not sent; it is counted in the
 /// log (a line a second while it lasts), and logged in full at `debug`.
-pub(crate) fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Response {
+pub fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> Response {
     super::log::repeated("requests failed: dependency unavailable", what);
     tracing::debug!(what, %error, "dependency unavailable");
     let mut response = (

@@ -8,7 +8,7 @@ use super::server::Limits;
 
 /// Where the services keep their data.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct DatabaseArgs {
+pub struct DatabaseArgs {
     /// The database: `sqlite://FILE?mode=rwc` (every instance on this
     /// machine sharing the file) or `postgres://USER@HOST/DB`.
     #[arg(
@@ -16,26 +16,26 @@ pub(crate) struct DatabaseArgs {
         env = "DATABASE_URL",
         default_value = "sqlite://bulwark-services.db?mode=rwc"
     )]
-    pub(crate) database_url: String,
+    pub database_url: String,
 }
 
 /// How long a listener waits for clients, and how many it serves.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct LimitArgs {
+pub struct LimitArgs {
     /// Seconds a client has to send a request's head; an idle keep-alive
     /// connection is closed after this long.
     #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
-    pub(crate) header_timeout: f64,
+    pub header_timeout: f64,
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 10.0, value_parser = seconds)]
-    pub(crate) body_timeout: f64,
+    pub body_timeout: f64,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub(crate) max_connections: u32,
+    pub max_connections: u32,
 }
 
 impl LimitArgs {
-    pub(crate) fn limits(&self) -> Limits {
+    pub fn limits(&self) -> Limits {
         Limits {
             header_timeout: Duration::from_secs_f64(self.header_timeout),
             body_timeout: Duration::from_secs_f64(self.body_timeout),
@@ -55,10 +55,10 @@ fn seconds(text: &str) -> Result<f64, String> {
 
 /// URLs of instances.
 #[derive(Debug, Clone)]
-pub(crate) struct Urls(pub(crate) Vec<String>);
+pub struct Urls(pub Vec<String>);
 
 /// A comma-separated list of URLs.
-pub(crate) fn urls(text: &str) -> Result<Urls, String> {
+pub fn urls(text: &str) -> Result<Urls, String> {
     let urls: Vec<String> = text
         .split(',')
         .map(str::trim)

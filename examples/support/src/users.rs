@@ -11,13 +11,13 @@ use super::db::Db;
 use super::http::{bad_request, id_of, unavailable};
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct NewUser {
-    pub(crate) name: String,
+pub struct NewUser {
+    pub name: String,
 }
 
 /// A page of users: `after` an id, at most `limit` (1 to 100).
 #[derive(Debug, Deserialize)]
-pub(crate) struct Page {
+pub struct Page {
     #[serde(default)]
     after: Option<String>,
     #[serde(default)]
@@ -25,7 +25,7 @@ pub(crate) struct Page {
 }
 
 /// The user service's routes over `db`.
-pub(crate) fn router(db: Db) -> Router {
+pub fn router(db: Db) -> Router {
     Router::new()
         .route("/users", axum::routing::get(list).post(create))
         .route("/users/{id}", axum::routing::get(get))

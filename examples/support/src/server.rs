@@ -19,17 +19,17 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// The limits of a listener.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// How long a client has to send a request's head, counted from the
     /// connection (or the end of the previous answer): an idle keep-alive
     /// connection is closed after this long.
-    pub(crate) header_timeout: Duration,
+    pub header_timeout: Duration,
     /// How long a client has to send a request's body.
-    pub(crate) body_timeout: Duration,
+    pub body_timeout: Duration,
     /// The largest body read (a larger one gets 413).
-    pub(crate) max_body: usize,
+    pub max_body: usize,
     /// Connections open at once; more wait to be accepted.
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -44,7 +44,7 @@ impl Default for Limits {
 }
 
 /// `router` with the body limits of `limits`.
-pub(crate) fn limited(router: Router, limits: Limits) -> Router {
+pub fn limited(router: Router, limits: Limits) -> Router {
     router
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(RequestBodyLimitLayer::new(limits.max_body))
@@ -53,7 +53,7 @@ pub(crate) fn limited(router: Router, limits: Limits) -> Router {
 /// Serves `router` on `listener` with `limits` until the future is
 /// dropped, which closes every connection at once (as a process that dies
 /// would). `accepted` counts the connections accepted.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,

@@ -21,7 +21,7 @@ use tracing_appender::non_blocking::WorkerGuard;
 /// Installs the process's logger (`RUST_LOG` filters, `info` by default),
 /// and a thread that logs the counts of [`repeated`] events once a second.
 /// Keep the guard for as long as the process should log.
-pub(crate) fn init() -> WorkerGuard {
+pub fn init() -> WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(10_000)
@@ -79,12 +79,12 @@ impl Repeated {
 /// Counts an event that may repeat by the thousand (a dependency failing
 /// every request): the logger writes one line a second with the count,
 /// not a line each time.
-pub(crate) fn repeated(what: &'static str, whose: &str) {
+pub fn repeated(what: &'static str, whose: &str) {
     REPEATED.count(what, whose);
 }
 
 /// Logs `events`: state changes at once, repeated events counted.
-pub(crate) fn log_events(events: &Events) {
+pub fn log_events(events: &Events) {
     events.subscribe(move |event: &Event| match event {
         Event::Circuit(CircuitEvent::StateTransition {
             service,

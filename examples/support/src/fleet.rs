@@ -18,7 +18,7 @@ use super::users::router as users_router;
 
 /// `n` user service instances (`user-1`…) on free ports of 127.0.0.1, over
 /// `db`.
-pub(crate) async fn users(n: usize, db: &Db) -> std::io::Result<Vec<Arc<Instance>>> {
+pub async fn users(n: usize, db: &Db) -> std::io::Result<Vec<Arc<Instance>>> {
     let mut instances = Vec::with_capacity(n);
     for i in 1..=n {
         let app = users_router(db.clone());
@@ -31,7 +31,7 @@ pub(crate) async fn users(n: usize, db: &Db) -> std::io::Result<Vec<Arc<Instance
 
 /// `n` order service instances (`order-1`…) over `db`, each checking users
 /// at `user_urls` through its own stack, named `order-i/users`.
-pub(crate) async fn orders(
+pub async fn orders(
     n: usize,
     db: &Db,
     user_urls: &[String],
@@ -55,12 +55,12 @@ pub(crate) async fn orders(
 }
 
 /// The URLs of `instances`.
-pub(crate) fn urls(instances: &[Arc<Instance>]) -> Vec<String> {
+pub fn urls(instances: &[Arc<Instance>]) -> Vec<String> {
     instances.iter().map(|i| i.url()).collect()
 }
 
 /// The `q` quantile of latencies sorted in ascending order (zero for none).
-pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     match sorted.len() {
         0 => Duration::ZERO,
         n => sorted[((n as f64 * q) as usize).min(n - 1)],
