@@ -34,36 +34,13 @@ pub struct ConfigError {
 /// What was wrong with a value; kept private so new checks can be added.
 #[derive(Debug, Clone, PartialEq)]
 enum Problem {
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "retry"
-    ))]
+    #[cfg(bulwark_checks_unit)]
     RateOutOfRange { value: f64, zero_allowed: bool },
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "rate-limit",
-        feature = "cache",
-        feature = "retry",
-        all(feature = "metrics", feature = "keyed", feature = "http"),
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "bulkhead"
-    ))]
+    #[cfg(bulwark_checks_nonzero)]
     Zero,
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "rate-limit",
-        feature = "cache",
-        feature = "retry",
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "bulkhead",
-        feature = "timeout"
-    ))]
+    #[cfg(bulwark_checks_duration)]
     ZeroDuration,
-    #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
+    #[cfg(bulwark_checks_order)]
     Smaller { value: String, other: &'static str },
     #[cfg(feature = "balance")]
     Percent { value: f64 },
@@ -71,11 +48,7 @@ enum Problem {
     TooLarge { value: u64, max: u64 },
     #[cfg(any(feature = "stack", feature = "balance"))]
     Missing { what: &'static str },
-    #[cfg(any(
-        all(feature = "balance", feature = "http"),
-        feature = "adaptive",
-        feature = "rate-limit"
-    ))]
+    #[cfg(bulwark_checks_form)]
     Invalid { expected: &'static str },
     #[cfg(feature = "cache")]
     TooLong { max: &'static str },
@@ -133,12 +106,7 @@ impl fmt::Display for ConfigError {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            #[cfg(any(
-                feature = "adaptive",
-                feature = "hedge",
-                feature = "circuit-breaker",
-                feature = "retry"
-            ))]
+            #[cfg(bulwark_checks_unit)]
             Problem::RateOutOfRange {
                 value,
                 zero_allowed,
@@ -146,29 +114,11 @@ impl fmt::Display for Problem {
                 let lower = if *zero_allowed { '[' } else { '(' };
                 write!(f, "must be in {lower}0, 1], got {value}")
             }
-            #[cfg(any(
-                feature = "adaptive",
-                feature = "rate-limit",
-                feature = "cache",
-                feature = "retry",
-                all(feature = "metrics", feature = "keyed", feature = "http"),
-                feature = "hedge",
-                feature = "circuit-breaker",
-                feature = "bulkhead"
-            ))]
+            #[cfg(bulwark_checks_nonzero)]
             Problem::Zero => f.write_str("must be greater than zero"),
-            #[cfg(any(
-                feature = "adaptive",
-                feature = "rate-limit",
-                feature = "cache",
-                feature = "retry",
-                feature = "hedge",
-                feature = "circuit-breaker",
-                feature = "bulkhead",
-                feature = "timeout"
-            ))]
+            #[cfg(bulwark_checks_duration)]
             Problem::ZeroDuration => f.write_str("must be a duration greater than zero"),
-            #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
+            #[cfg(bulwark_checks_order)]
             Problem::Smaller { value, other } => {
                 write!(f, "must not be smaller than {other}, got {value}")
             }
@@ -176,11 +126,7 @@ impl fmt::Display for Problem {
             Problem::TooLarge { value, max } => write!(f, "must be at most {max}, got {value}"),
             #[cfg(any(feature = "stack", feature = "balance"))]
             Problem::Missing { what } => write!(f, "is missing: {what}"),
-            #[cfg(any(
-                all(feature = "balance", feature = "http"),
-                feature = "adaptive",
-                feature = "rate-limit"
-            ))]
+            #[cfg(bulwark_checks_form)]
             Problem::Invalid { expected } => write!(f, "must be {expected}"),
             #[cfg(feature = "cache")]
             Problem::TooLong { max } => write!(f, "must be at most {max}"),
@@ -201,33 +147,13 @@ impl std::error::Error for ConfigError {}
 
 /// The checks every config uses; one place so that every layer words its
 /// errors the same way.
-#[cfg(any(
-    feature = "adaptive",
-    feature = "rate-limit",
-    feature = "cache",
-    feature = "retry",
-    all(feature = "metrics", feature = "keyed", feature = "http"),
-    feature = "hedge",
-    feature = "circuit-breaker",
-    feature = "bulkhead",
-    feature = "timeout"
-))]
+#[cfg(bulwark_checks)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Check {
     layer: &'static str,
 }
 
-#[cfg(any(
-    feature = "adaptive",
-    feature = "rate-limit",
-    feature = "cache",
-    feature = "retry",
-    all(feature = "metrics", feature = "keyed", feature = "http"),
-    feature = "hedge",
-    feature = "circuit-breaker",
-    feature = "bulkhead",
-    feature = "timeout"
-))]
+#[cfg(bulwark_checks)]
 impl Check {
     pub(crate) fn layer(layer: &'static str) -> Self {
         Check { layer }
@@ -249,11 +175,7 @@ impl Check {
     }
 
     /// A value that is not of the form `expected` describes.
-    #[cfg(any(
-        all(feature = "balance", feature = "http"),
-        feature = "adaptive",
-        feature = "rate-limit"
-    ))]
+    #[cfg(bulwark_checks_form)]
     pub(crate) fn invalid(self, field: &'static str, expected: &'static str) -> ConfigError {
         self.error(field, Problem::Invalid { expected })
     }
@@ -276,12 +198,7 @@ impl Check {
         self.unit_interval(field, value, true)
     }
 
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "retry"
-    ))]
+    #[cfg(bulwark_checks_unit)]
     fn unit_interval(
         self,
         field: &'static str,
@@ -312,16 +229,7 @@ impl Check {
         }
     }
 
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "rate-limit",
-        feature = "cache",
-        feature = "retry",
-        all(feature = "metrics", feature = "keyed", feature = "http"),
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "bulkhead"
-    ))]
+    #[cfg(bulwark_checks_nonzero)]
     pub(crate) fn nonzero(self, field: &'static str, value: u64) -> Result<(), ConfigError> {
         if value > 0 {
             Ok(())
@@ -344,16 +252,7 @@ impl Check {
         }
     }
 
-    #[cfg(any(
-        feature = "adaptive",
-        feature = "rate-limit",
-        feature = "cache",
-        feature = "retry",
-        feature = "hedge",
-        feature = "circuit-breaker",
-        feature = "bulkhead",
-        feature = "timeout"
-    ))]
+    #[cfg(bulwark_checks_duration)]
     pub(crate) fn duration(
         self,
         field: &'static str,
@@ -383,7 +282,7 @@ impl Check {
     }
 
     /// `value` must be at least `min`, which is the value of the field `other`.
-    #[cfg(any(feature = "adaptive", feature = "retry", feature = "circuit-breaker"))]
+    #[cfg(bulwark_checks_order)]
     pub(crate) fn not_smaller<T: PartialOrd + fmt::Debug>(
         self,
         field: &'static str,

@@ -211,7 +211,7 @@ pub struct Overloaded {
 }
 
 impl Overloaded {
-    #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+    #[cfg(bulwark_admission)]
     pub(crate) fn new(layer: &'static str, retry_after: Option<Duration>) -> Self {
         Overloaded { layer, retry_after }
     }

@@ -59,11 +59,11 @@ pub enum Event {
     #[cfg(feature = "retry")]
     Retry(crate::retry::RetryEvent),
     /// An admission-control layer's (bulkhead, adaptive limit, rate limiter).
-    #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+    #[cfg(bulwark_admission)]
     Admission(crate::admission::AdmissionEvent),
 }
 
-#[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+#[cfg(bulwark_admission)]
 impl From<crate::admission::AdmissionEvent> for Event {
     fn from(event: crate::admission::AdmissionEvent) -> Self {
         Event::Admission(event)
@@ -238,7 +238,7 @@ mod trace {
             Event::Retry(crate::retry::RetryEvent::BudgetExhausted { service }) => {
                 tracing::debug!(target: "tower_bulwark::retry", %service, "retry refused: budget exhausted");
             }
-            #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+            #[cfg(bulwark_admission)]
             Event::Admission(event) => admission(event),
             // (No variant without a layer that has events.)
             #[allow(unreachable_patterns)]
@@ -305,7 +305,7 @@ mod trace {
         }
     }
 
-    #[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+    #[cfg(bulwark_admission)]
     fn admission(event: &crate::admission::AdmissionEvent) {
         use crate::admission::AdmissionEvent;
         const TARGET: &str = "tower_bulwark::admission";

@@ -107,10 +107,7 @@ pub(crate) fn key_of<Req, Kr: Keyer<Req>>(
 
 /// State per key, at most `max` keys (least recently used evicted), each
 /// with a label from a bounded set.
-#[cfg(any(
-    feature = "circuit-breaker",
-    all(feature = "metrics", feature = "http")
-))]
+#[cfg(bulwark_registry)]
 pub(crate) struct Registry<K, V> {
     entries: moka::sync::Cache<K, V>,
     labels_given: std::sync::atomic::AtomicUsize,
@@ -121,16 +118,10 @@ pub(crate) struct Registry<K, V> {
 pub(crate) const OTHER: &str = "other";
 
 /// The label of requests without a key.
-#[cfg(any(
-    feature = "circuit-breaker",
-    all(feature = "metrics", feature = "http")
-))]
+#[cfg(bulwark_registry)]
 pub(crate) const NONE: &str = "none";
 
-#[cfg(any(
-    feature = "circuit-breaker",
-    all(feature = "metrics", feature = "http")
-))]
+#[cfg(bulwark_registry)]
 impl<K, V> Registry<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -194,10 +185,7 @@ where
     }
 }
 
-#[cfg(any(
-    feature = "circuit-breaker",
-    all(feature = "metrics", feature = "http")
-))]
+#[cfg(bulwark_registry)]
 impl<K, V> fmt::Debug for Registry<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
@@ -206,13 +194,7 @@ impl<K, V> fmt::Debug for Registry<K, V> {
     }
 }
 
-#[cfg(all(
-    test,
-    any(
-        feature = "circuit-breaker",
-        all(feature = "metrics", feature = "http")
-    )
-))]
+#[cfg(all(test, bulwark_registry))]
 mod tests {
     use super::*;
 

@@ -199,7 +199,7 @@ mod macros;
 
 #[cfg(feature = "adaptive")]
 pub mod adaptive;
-#[cfg(any(feature = "bulkhead", feature = "adaptive", feature = "rate-limit"))]
+#[cfg(bulwark_admission)]
 pub mod admission;
 #[cfg(feature = "balance")]
 pub mod balance;
@@ -236,13 +236,7 @@ mod config;
 ))]
 mod de;
 pub mod error;
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "retry",
-    feature = "bulkhead",
-    feature = "adaptive",
-    feature = "rate-limit"
-))]
+#[cfg(bulwark_events)]
 pub mod event;
 #[cfg(any(feature = "circuit-breaker", feature = "timeout"))]
 pub mod fallback;

@@ -46,13 +46,7 @@ macro_rules! service_setter {
 }
 
 /// A configuration's `events` setter, over its `events: Emitter<_>` field.
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "retry",
-    feature = "bulkhead",
-    feature = "adaptive",
-    feature = "rate-limit"
-))]
+#[cfg(bulwark_events)]
 macro_rules! events_setter {
     () => {
         /// Sends every event to `hub` (see [`crate::event`]).

@@ -168,13 +168,7 @@ mod recorded {
         }
 
         /// A scope that registers nothing.
-        #[cfg(any(
-            feature = "circuit-breaker",
-            all(
-                feature = "rate-limit",
-                any(feature = "bulkhead", feature = "adaptive")
-            )
-        ))]
+        #[cfg(bulwark_silent_scope)]
         pub(crate) fn silent() -> Self {
             Scope {
                 service: None,
@@ -262,13 +256,7 @@ mod recorded {
         }
 
         /// A gauge `name{service, extra...}`; a no-op for a silent scope.
-        #[cfg(any(
-            feature = "metrics",
-            feature = "cache",
-            feature = "circuit-breaker",
-            feature = "bulkhead",
-            feature = "adaptive",
-        ))]
+        #[cfg(any(feature = "metrics", bulwark_gauges))]
         pub(crate) fn gauge(&self, name: &'static str, extra: &[(&'static str, Label)]) -> Gauge {
             match &self.service {
                 Some(service) => {
@@ -296,21 +284,11 @@ mod silent {
         pub(crate) fn increment(&self, _value: u64) {}
     }
 
-    #[cfg(any(
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "bulkhead",
-        feature = "adaptive",
-    ))]
+    #[cfg(bulwark_gauges)]
     #[derive(Debug, Clone, Default)]
     pub(crate) struct Gauge;
 
-    #[cfg(any(
-        feature = "cache",
-        feature = "circuit-breaker",
-        feature = "bulkhead",
-        feature = "adaptive",
-    ))]
+    #[cfg(bulwark_gauges)]
     impl Gauge {
         #[inline(always)]
         pub(crate) fn set(&self, _value: f64) {}
@@ -334,13 +312,7 @@ mod silent {
             Scope
         }
 
-        #[cfg(any(
-            feature = "circuit-breaker",
-            all(
-                feature = "rate-limit",
-                any(feature = "bulkhead", feature = "adaptive")
-            )
-        ))]
+        #[cfg(bulwark_silent_scope)]
         pub(crate) fn silent() -> Self {
             Scope
         }
@@ -372,12 +344,7 @@ mod silent {
             Counter
         }
 
-        #[cfg(any(
-            feature = "cache",
-            feature = "circuit-breaker",
-            feature = "bulkhead",
-            feature = "adaptive",
-        ))]
+        #[cfg(bulwark_gauges)]
         pub(crate) fn gauge(&self, _name: &'static str, _extra: &[(&'static str, Label)]) -> Gauge {
             Gauge
         }

@@ -35,12 +35,7 @@ pub(crate) fn scope<R>(drop: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the future being dropped now was cut off by a deadline.
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "adaptive",
-    feature = "metrics",
-    test
-))]
+#[cfg(any(bulwark_records, test))]
 #[inline]
 pub(crate) fn active() -> bool {
     DEPTH.with(|depth| depth.get() > 0)

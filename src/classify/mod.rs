@@ -70,12 +70,7 @@ pub use self::grpc::GrpcClassifier;
 #[cfg(feature = "http")]
 pub use self::http::HttpClassifier;
 pub use self::pending::PendingOutcome;
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "adaptive",
-    feature = "metrics",
-    test
-))]
+#[cfg(any(bulwark_records, test))]
 pub(crate) use self::pending::Record;
 
 /// What a call's result means for the layers that count failures.
@@ -164,7 +159,7 @@ impl<Res, Err> Classify<Res, Err> for DefaultClassifier {
 /// Whether `error` is (or was caused by) an
 /// [`Overloaded`](crate::error::Overloaded): a call turned away by
 /// admission control on this side, which says nothing of the backend.
-#[cfg(any(feature = "retry", feature = "circuit-breaker", feature = "adaptive"))]
+#[cfg(bulwark_checks_order)]
 pub(crate) fn is_local_rejection<E: 'static>(error: &E) -> bool {
     let any = error as &dyn std::any::Any;
     if any.is::<crate::error::Overloaded>() {
@@ -211,12 +206,7 @@ pub(crate) fn record_backend<C, T, E, R>(
 /// response's body ends if `classifier` says its outcome is known only then.
 /// What every recording layer (breaker, outlier detection, metrics) does
 /// with a finished call.
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "adaptive",
-    feature = "metrics",
-    test
-))]
+#[cfg(any(bulwark_records, test))]
 #[inline]
 pub(crate) fn record<C, T, E, R>(classifier: &C, result: &mut Result<T, E>, recorder: &mut R)
 where

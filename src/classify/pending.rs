@@ -23,12 +23,7 @@ use super::Outcome;
 /// dropped before the end), it counts the call as its layer counts a call
 /// dropped by its caller: nothing for the breaker and outlier detection,
 /// `cancelled` for metrics.
-#[cfg(any(
-    feature = "circuit-breaker",
-    feature = "adaptive",
-    feature = "metrics",
-    test
-))]
+#[cfg(any(bulwark_records, test))]
 pub(crate) trait Record: Send + Sized + 'static {
     /// Records `outcome`; afterwards `self` records nothing more.
     fn record(&mut self, outcome: Outcome);
@@ -142,12 +137,7 @@ impl PendingOutcome {
 
     /// Leaves `record` to be told the outcome; told at once if it is known
     /// already.
-    #[cfg(any(
-        feature = "circuit-breaker",
-        feature = "adaptive",
-        feature = "metrics",
-        test
-    ))]
+    #[cfg(any(bulwark_records, test))]
     pub(crate) fn push<R: Record>(&self, record: Box<R>) {
         let mut state = self.state();
         match &mut *state {
