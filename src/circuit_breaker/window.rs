@@ -101,6 +101,15 @@ impl CountWindow {
 
     #[inline]
     fn record(&self, bits: u8) {
+        // A success entering a window of successes only: whichever slot it
+        // took, the window would hold the same outcomes, and so the same
+        // totals; and since every slot is alike, where the cursor stands
+        // makes no difference to what a later outcome replaces. Nothing is
+        // written, so the steady state of a healthy service (and of many
+        // threads sharing one breaker) only reads this window.
+        if bits == RECORDED && self.packed.load(Relaxed) == self.slots.len() as u64 {
+            return;
+        }
         // The cursor moves with a plain load and store, not a read-modify-
         // write: under contention two calls may pick the same slot, and the
         // window then keeps one of their two outcomes. The totals stay exact
@@ -270,6 +279,32 @@ mod tests {
         assert_eq!(count_totals(&w), (4, 0, 0));
         w.reset();
         assert_eq!(count_totals(&w), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_success_among_successes_writes_nothing_and_the_window_still_slides() {
+        let w = CountWindow::new(4);
+        for _ in 0..4 {
+            w.record(outcome_bits(false, false));
+        }
+        let cursor = w.next.load(Relaxed);
+        for _ in 0..7 {
+            w.record(outcome_bits(false, false));
+        }
+        assert_eq!(w.next.load(Relaxed), cursor);
+        // A failure still leaves after exactly four more outcomes.
+        w.record(outcome_bits(true, false));
+        for _ in 0..3 {
+            w.record(outcome_bits(false, false));
+            assert_eq!(count_totals(&w), (4, 1, 0));
+        }
+        w.record(outcome_bits(false, false));
+        assert_eq!(count_totals(&w), (4, 0, 0));
+        // A window not yet full fills up.
+        let w = CountWindow::new(4);
+        w.record(outcome_bits(false, false));
+        w.record(outcome_bits(false, false));
+        assert_eq!(count_totals(&w), (2, 0, 0));
     }
 
     #[test]
