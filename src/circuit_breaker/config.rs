@@ -504,6 +504,7 @@ impl Gate {
     }
 
     #[cfg(feature = "balance")]
+    #[inline]
     pub(crate) fn open_count(&self) -> usize {
         self.open.load(std::sync::atomic::Ordering::Acquire)
     }

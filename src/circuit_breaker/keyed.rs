@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
+use super::lanes::Lane;
 use super::service::{Call, Reservation};
 use super::state::{Breaker, Permit};
 use super::{CircuitBreakerHandle, CircuitState};
@@ -22,15 +23,15 @@ use crate::key::{Keyer, Registry, key_of};
 /// (least recently used evicted), and the layer's own for requests without
 /// a key.
 struct Breakers {
-    keyless: Arc<Breaker>,
-    per_key: Registry<u64, Arc<Breaker>>,
+    keyless: Lane,
+    per_key: Registry<u64, Lane>,
     hasher: RandomState,
 }
 
 impl Breakers {
     /// The breaker of `req`, made on the key's first request.
     #[inline]
-    fn of<Req, Kr: Keyer<Req>>(&self, keyer: &Kr, req: &Req) -> Arc<Breaker> {
+    fn of<Req, Kr: Keyer<Req>>(&self, keyer: &Kr, req: &Req) -> Lane {
         let Some(key) = key_of(keyer, &self.hasher, req) else {
             return self.keyless.clone();
         };
@@ -40,7 +41,7 @@ impl Breakers {
             |label| {
                 let mut settings = self.keyless.settings().clone();
                 settings.key = Some(label);
-                Arc::new(Breaker::new(settings))
+                Lane::single(Arc::new(Breaker::new(settings)))
             },
         )
     }
@@ -152,7 +153,7 @@ impl<Kr, C, F> PerKeyLayer<Kr, C, F> {
         Ok(PerKeyLayer {
             keyer,
             breakers: Arc::new(Breakers {
-                keyless,
+                keyless: Lane::single(keyless),
                 per_key: Registry::new(max_keys),
                 hasher: RandomState::new(),
             }),
@@ -175,7 +176,7 @@ impl<Kr, C, F> PerKeyLayer<Kr, C, F> {
                     .key
                     .clone()
                     .unwrap_or_else(|| Arc::from(""));
-                (label, CircuitBreakerHandle::new(breaker))
+                (label, CircuitBreakerHandle::new(breaker.shared().clone()))
             })
             .collect();
         handles.sort_by(|a, b| a.0.cmp(&b.0));
@@ -192,7 +193,7 @@ impl<Kr, C, F> PerKeyLayer<Kr, C, F> {
 
     /// A handle to the breaker of requests without a key.
     pub fn keyless(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(self.breakers.keyless.clone())
+        CircuitBreakerHandle::new(self.breakers.keyless.shared().clone())
     }
 }
 

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use super::lanes::Lanes;
 use super::state::Breaker;
 use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerHandle};
 use crate::classify::DefaultClassifier;
@@ -15,7 +16,7 @@ use crate::fallback::{NoFallback, WithFallback};
 /// per downstream service you want to protect separately.
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerLayer<C = DefaultClassifier, F = NoFallback> {
-    breaker: Arc<Breaker>,
+    breaker: Lanes,
     classifier: C,
     fallback: F,
 }
@@ -30,7 +31,7 @@ impl CircuitBreakerLayer {
     /// The first invalid field of `config`, as a [`ConfigError`].
     pub fn new(config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
         Ok(CircuitBreakerLayer {
-            breaker: Arc::new(Breaker::new(config.validate()?)),
+            breaker: Lanes::new(Arc::new(Breaker::new(config.validate()?))),
             classifier: DefaultClassifier,
             fallback: NoFallback,
         })
@@ -97,7 +98,7 @@ impl<C, F> CircuitBreakerLayer<C, F> {
         max_keys: usize,
     ) -> Result<super::PerKeyLayer<Kr, C, F>, ConfigError> {
         super::PerKeyLayer::new(
-            self.breaker,
+            self.breaker.shared().clone(),
             keyer,
             max_keys,
             self.classifier,
@@ -107,7 +108,7 @@ impl<C, F> CircuitBreakerLayer<C, F> {
 
     /// A handle to read and steer the breaker this layer shares.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(self.breaker.clone())
+        CircuitBreakerHandle::new(self.breaker.shared().clone())
     }
 }
 

@@ -100,6 +100,7 @@ mod event;
 pub mod future;
 #[cfg(feature = "keyed")]
 mod keyed;
+mod lanes;
 mod layer;
 mod service;
 pub(crate) mod state;

@@ -1,3 +1,4 @@
+use std::ops::Deref;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -6,6 +7,7 @@ use tower_service::Service;
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
+use super::lanes::{Lane, Lanes};
 use super::state::{Breaker, Permit};
 use super::{CircuitBreakerConfig, CircuitBreakerHandle};
 use crate::classify::{Classify, DefaultClassifier, Outcome, Record, cut_off};
@@ -14,14 +16,14 @@ use crate::fallback::{Fallback, NoFallback};
 
 /// Stops calling a failing service. See the [module docs](super).
 ///
-/// Clones share one breaker (the `Arc` made by the layer); a clone never
-/// inherits the reservation that `poll_ready` made on the original.
+/// Clones share one breaker (made by the layer); a clone never inherits the
+/// reservation that `poll_ready` made on the original.
 #[derive(Debug)]
 pub struct CircuitBreaker<S, C = DefaultClassifier, F = NoFallback> {
     inner: S,
     classifier: C,
     fallback: F,
-    reservation: Reservation,
+    reservation: Reservation<Lanes>,
 }
 
 impl<S> CircuitBreaker<S> {
@@ -31,7 +33,7 @@ impl<S> CircuitBreaker<S> {
     ///
     /// The first invalid field of `config`, as a [`ConfigError`].
     pub fn new(inner: S, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
-        let breaker = Arc::new(Breaker::new(config.validate()?));
+        let breaker = Lanes::new(Arc::new(Breaker::new(config.validate()?)));
         Ok(CircuitBreaker::from_parts(
             inner,
             breaker,
@@ -42,7 +44,7 @@ impl<S> CircuitBreaker<S> {
 }
 
 impl<S, C, F> CircuitBreaker<S, C, F> {
-    pub(crate) fn from_parts(inner: S, breaker: Arc<Breaker>, classifier: C, fallback: F) -> Self {
+    pub(crate) fn from_parts(inner: S, breaker: Lanes, classifier: C, fallback: F) -> Self {
         CircuitBreaker {
             inner,
             classifier,
@@ -53,7 +55,7 @@ impl<S, C, F> CircuitBreaker<S, C, F> {
 
     /// A handle to read and steer the shared breaker.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(self.reservation.breaker.clone())
+        CircuitBreakerHandle::new(self.reservation.breaker.shared().clone())
     }
 
     inner_service!(into_inner: "A reservation made by `poll_ready` is given back.",);
@@ -118,7 +120,7 @@ where
             }
             permit => {
                 let start = breaker.times_calls().then(crate::clock::now);
-                let mut reservation = Reservation::new(breaker.clone());
+                let mut reservation = Reservation::new(breaker.lane());
                 reservation.permit = Some(permit);
                 ResponseFuture::called(
                     self.inner.call(req),
@@ -130,17 +132,18 @@ where
     }
 }
 
-/// A permit, and the breaker it came from. Dropped unused (a service dropped
+/// A permit, and the breaker it came from: through its lanes for a
+/// service, through one lane for a call. Dropped unused (a service dropped
 /// after `poll_ready`, a response future dropped before completion), it is
 /// given back: a probe slot is freed and nothing is counted.
 #[derive(Debug)]
-pub(crate) struct Reservation {
-    breaker: Arc<Breaker>,
+pub(crate) struct Reservation<B: Deref<Target = Breaker> = Lane> {
+    breaker: B,
     permit: Option<Permit>,
 }
 
-impl Reservation {
-    fn new(breaker: Arc<Breaker>) -> Self {
+impl<B: Deref<Target = Breaker>> Reservation<B> {
+    fn new(breaker: B) -> Self {
         Reservation {
             breaker,
             permit: None,
@@ -149,7 +152,7 @@ impl Reservation {
 
     /// A reservation holding `permit`, acquired from `breaker`.
     #[cfg(feature = "keyed")]
-    pub(crate) fn holding(breaker: Arc<Breaker>, permit: Permit) -> Self {
+    pub(crate) fn holding(breaker: B, permit: Permit) -> Self {
         Reservation {
             breaker,
             permit: Some(permit),
@@ -166,16 +169,25 @@ impl Reservation {
     #[inline]
     fn complete(&mut self, outcome: Outcome, start: Option<Instant>) {
         if let Some(permit) = self.permit.take() {
-            let now = self.breaker.needs_clock().then(crate::clock::now);
-            let elapsed = start
-                .zip(now)
-                .map(|(start, now)| now.saturating_duration_since(start));
-            self.breaker.complete(permit, outcome, elapsed, now);
+            if self.breaker.needs_clock() {
+                self.complete_timed(permit, outcome, start);
+            } else {
+                self.breaker.complete(permit, outcome, None, None);
+            }
         }
+    }
+
+    /// [`complete`](Self::complete) for a breaker that tells the time:
+    /// out of line, so that the one that does not is inlined whole.
+    #[inline(never)]
+    fn complete_timed(&self, permit: Permit, outcome: Outcome, start: Option<Instant>) {
+        let now = crate::clock::now();
+        let elapsed = start.map(|start| now.saturating_duration_since(start));
+        self.breaker.complete(permit, outcome, elapsed, Some(now));
     }
 }
 
-impl Drop for Reservation {
+impl<B: Deref<Target = Breaker>> Drop for Reservation<B> {
     fn drop(&mut self) {
         self.give_back();
     }
