@@ -154,6 +154,7 @@ impl<K, S> Endpoint<K, S> {
     }
 
     /// Whether the endpoint is ejected, without taking a probe slot.
+    #[inline]
     pub(crate) fn is_ejected(&self) -> bool {
         self.breaker.as_ref().is_some_and(Breaker::rejects)
     }
@@ -170,6 +171,7 @@ impl<K, S> Endpoint<K, S> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_removed(&self) -> bool {
         self.removed.load(Acquire)
     }

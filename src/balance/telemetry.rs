@@ -116,22 +116,27 @@ impl Telemetry {
         )
     }
 
+    #[inline]
     pub(crate) fn in_flight(&self) -> u64 {
         self.in_flight.load(Relaxed)
     }
 
+    #[inline]
     pub(crate) fn sent(&self) {
         self.in_flight.fetch_add(1, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn answered(&self) {
         self.in_flight.fetch_sub(1, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn ejected(&self) -> usize {
         self.gate.as_ref().map_or(0, |g| g.open_count())
     }
 
+    #[inline]
     pub(crate) fn endpoints(&self) -> usize {
         self.endpoints.load(Acquire)
     }
