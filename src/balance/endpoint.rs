@@ -275,14 +275,19 @@ struct PeakEwma {
 }
 
 impl PeakEwma {
+    /// `exp(-elapsed / decay)`, the weight the estimate keeps.
+    #[inline]
     fn decay_factor(&self, now: u64, decay: f64) -> f64 {
         let elapsed = now.saturating_sub(self.updated.load(Relaxed)) as f64;
+        let x = elapsed / decay;
         // exp() costs more than the rest of a pick; below a thousandth of
-        // the time constant the factor is 1 to within 0.1 %.
-        if elapsed * 1024.0 < decay {
-            1.0
+        // the time constant `1 - x` is within 5e-7 of it. (Not 1: answers
+        // closer together than that, as to a busy endpoint, would then
+        // never pull a peak down.)
+        if x < 1.0 / 1024.0 {
+            1.0 - x
         } else {
-            (-elapsed / decay).exp()
+            (-x).exp()
         }
     }
 
@@ -514,4 +519,29 @@ pub(crate) fn nanos_since(base: Instant, at: Instant) -> u64 {
 
 pub(crate) fn duration_nanos(d: Duration) -> f64 {
     d.as_nanos() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_close_together_still_pull_a_peak_down() {
+        let decay = 200e6; // 200 ms, in nanoseconds
+        let ewma = PeakEwma::default();
+        ewma.observe(25e6, 1, decay);
+        // Answers of 1 ms every 100 µs (a 2000th of the decay) for 1 s,
+        // five time constants.
+        let mut now = 1;
+        for _ in 0..10_000 {
+            now += 100_000;
+            ewma.observe(1e6, now, decay);
+        }
+        let expected = 1e6 + 24e6 * (-1e9 / decay).exp();
+        let estimate = ewma.stored();
+        assert!(
+            (estimate - expected).abs() < expected * 1e-3,
+            "{estimate} ns, expected {expected}"
+        );
+    }
 }
