@@ -36,6 +36,7 @@ impl Lane {
     }
 
     /// The breaker, for a handle.
+    #[cfg(any(feature = "keyed", test))]
     pub(crate) fn shared(&self) -> &Arc<Breaker> {
         &self.0.0
     }
