@@ -65,12 +65,13 @@ struct Shared {
 
 impl Lanes {
     /// Lanes to `breaker`: twice the cores, so that threads seldom share
-    /// one, as a power of two, at most 64.
+    /// one, as a power of two, at most 16 (4 KiB a breaker: with more cores
+    /// a few threads share a lane, which still spreads the counting).
     pub(crate) fn new(breaker: Arc<Breaker>) -> Self {
         static COUNT: OnceLock<usize> = OnceLock::new();
         let count = *COUNT.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            (2 * cores).next_power_of_two().min(64)
+            (2 * cores).next_power_of_two().min(16)
         });
         let lanes = (0..count).map(|_| Lane::single(breaker.clone())).collect();
         Lanes(Arc::new(Shared { breaker, lanes }))
