@@ -278,6 +278,11 @@ where
 
     #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
+        // No admission control configured (the default stack): nothing to
+        // take, and no call to `admit`, which is kept out of line.
+        if self.rate.is_none() && matches!(self.cap, Cap::Open) {
+            return AdmissionFuture::called(self.inner.call(req), Hold::Nothing);
+        }
         let hold = match self.admit() {
             Ok(hold) => hold,
             Err(error) => return AdmissionFuture::rejected(error),
