@@ -461,9 +461,11 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// The outlier detection, if on.
-    pub(crate) fn outlier(&self) -> Option<OutlierDetection> {
-        self.config.outlier_detection
+    /// The outlier detection, if on; lent, not copied (a pick asks on
+    /// every call).
+    #[inline]
+    pub(crate) fn outlier(&self) -> Option<&OutlierDetection> {
+        self.config.outlier_detection.as_ref()
     }
 
     /// The breaker configuration of each endpoint's outlier detector.

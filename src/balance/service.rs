@@ -412,7 +412,7 @@ impl<K, S> Shared<K, S> {
     #[inline]
     fn honour(&self) -> Honour {
         let checks = self.checked();
-        let outlier = self.settings.config.outlier_detection.as_ref();
+        let outlier = self.settings.outlier();
         if outlier.is_none() && !checks {
             return Honour {
                 ejections: true,
