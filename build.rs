@@ -36,6 +36,16 @@ fn main() {
     .map(on);
     let [bulkhead, adaptive, rate_limit] = ["bulkhead", "adaptive", "rate-limit"].map(on);
     let labelled_metrics = metrics && keyed && http;
+    // The layers that check a count is not zero: with the timeout (which
+    // checks a duration only), every layer that checks its configuration.
+    let checks_nonzero = adaptive
+        || rate_limit
+        || cache
+        || retry
+        || labelled_metrics
+        || hedge
+        || breaker
+        || bulkhead;
     let aliases = [
         // An admission-control layer.
         ("bulwark_admission", bulkhead || adaptive || rate_limit),
@@ -45,29 +55,8 @@ fn main() {
         // State per key, bounded: a breaker per key, metric labels per route.
         ("bulwark_registry", breaker || (metrics && http)),
         // Configuration checks, by the layers that make them.
-        (
-            "bulwark_checks",
-            adaptive
-                || rate_limit
-                || cache
-                || retry
-                || labelled_metrics
-                || hedge
-                || breaker
-                || bulkhead
-                || timeout,
-        ),
-        (
-            "bulwark_checks_nonzero",
-            adaptive
-                || rate_limit
-                || cache
-                || retry
-                || labelled_metrics
-                || hedge
-                || breaker
-                || bulkhead,
-        ),
+        ("bulwark_checks", checks_nonzero || timeout),
+        ("bulwark_checks_nonzero", checks_nonzero),
         (
             "bulwark_checks_duration",
             adaptive || rate_limit || cache || retry || hedge || breaker || bulkhead || timeout,
