@@ -391,6 +391,13 @@ impl Breaker {
             (permit, outcome, self.settings.config.slow_call_duration)
         {
             self.metrics.calls[outcome_index(outcome)].increment(1);
+            // The steady state of a healthy service: a success that would
+            // change nothing, whatever the breaker's generation (there is no
+            // run of failures to end, and the window would stay as it is),
+            // checked here rather than in an out-of-line call.
+            if self.window.settled_for_success() && self.consecutive.load(Relaxed) == 0 {
+                return;
+            }
             self.record(epoch, outcome, false, now);
             return;
         }

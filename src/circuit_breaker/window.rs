@@ -64,6 +64,18 @@ impl Window {
     pub(crate) fn needs_clock(&self) -> bool {
         matches!(self, Window::Time(_))
     }
+
+    /// Whether recording a success now would change nothing: no window, or
+    /// a count window of successes only (see [`CountWindow::record`]). A
+    /// time window counts every call.
+    #[inline]
+    pub(crate) fn settled_for_success(&self) -> bool {
+        match self {
+            Window::Count(w) => w.is_all_successes(),
+            Window::Time(_) => false,
+            Window::Off => true,
+        }
+    }
 }
 
 // The count window keeps its three totals in one word, 21 bits each, so that
@@ -99,6 +111,12 @@ impl CountWindow {
         }
     }
 
+    /// Whether every slot holds a success (full, no failure, no slow call).
+    #[inline]
+    fn is_all_successes(&self) -> bool {
+        self.packed.load(Relaxed) == self.slots.len() as u64
+    }
+
     #[inline]
     fn record(&self, bits: u8) {
         // A success entering a window of successes only: whichever slot it
@@ -107,7 +125,7 @@ impl CountWindow {
         // makes no difference to what a later outcome replaces. Nothing is
         // written, so the steady state of a healthy service (and of many
         // threads sharing one breaker) only reads this window.
-        if bits == RECORDED && self.packed.load(Relaxed) == self.slots.len() as u64 {
+        if bits == RECORDED && self.is_all_successes() {
             return;
         }
         // The cursor moves with a plain load and store, not a read-modify-
