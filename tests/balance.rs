@@ -447,6 +447,47 @@ async fn no_more_than_the_max_share_is_ejected_and_panic_uses_everyone() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_clone_dropped_while_it_holds_a_probe_gives_the_probe_back() {
+    // `bad` is ejected; when its time is up, the next pick that reaches it
+    // reserves its one probe. Clones that reserve and are dropped unused
+    // (a caller that gave up after `ready`) must give the probe back, or
+    // `bad` would wait on probation for a probe that never comes.
+    let detection = OutlierDetection::default().consecutive_failures(Some(1));
+    let (mut lb, failing) = with_bad_endpoint(detection, Arc::default());
+    call_n(&mut lb, 3).await;
+    assert_eq!(ejected(&lb), ["bad"]);
+    failing.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    // Round robin: one of three reservations in turn falls on `bad`.
+    for _ in 0..3 {
+        let mut clone = lb.clone();
+        futures::future::poll_fn(|cx| clone.poll_ready(cx))
+            .await
+            .unwrap();
+    }
+    let results = call_n(&mut lb, 6).await;
+    assert!(results.contains(&Ok("bad")), "{results:?}");
+    assert!(ejected(&lb).is_empty());
+}
+
+#[tokio::test]
+async fn pending_counts_calls_not_reservations_whatever_the_strategy() {
+    let (a, mut ha) = mock::pair::<(), &'static str>();
+    let lb = LoadBalance::new(config(Strategy::RoundRobin), [("a", a)]).unwrap();
+    let mut one = lb.clone();
+    futures::future::poll_fn(|cx| one.poll_ready(cx))
+        .await
+        .unwrap();
+    assert_eq!(lb.endpoints()[0].pending, 0, "reserved, not called yet");
+    let call = one.call(());
+    let (_, send) = ha.next_request().await.unwrap();
+    assert_eq!(lb.endpoints()[0].pending, 1, "called, not answered");
+    send.send_response("ok");
+    assert_eq!(call.await.unwrap(), "ok");
+    assert_eq!(lb.endpoints()[0].pending, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_last_endpoint_is_never_ejected() {
     let failing = service_fn(|()| async { Err::<&'static str, BoxError>("down".into()) });
     let mut lb = LoadBalance::new(
@@ -530,8 +571,9 @@ async fn discovery_adds_and_removes_endpoints_while_requests_are_in_flight() {
 async fn a_reservation_on_a_removed_endpoint_is_dropped_not_moved_to_another() {
     // tower#856: a balancer that reserved an endpoint by index could, after
     // a removal shifted the indices, send the request to another endpoint
-    // than the one it checked. Here the reservation names the endpoint; when
-    // that endpoint leaves, the next readiness check picks again.
+    // than the one it checked. Here the reservation is a place in the
+    // clone's own snapshot, which it keeps while it holds the reservation;
+    // when that endpoint leaves, the next readiness check picks again.
     let (tx, rx) =
         mpsc::unbounded::<Result<Change<&'static str, mock::Mock<u32, u32>>, Infallible>>();
     let mut lb = LoadBalanceLayer::new(config(Strategy::RoundRobin))

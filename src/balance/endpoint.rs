@@ -1,5 +1,6 @@
 //! One endpoint's shared state, and the ticket a call holds on it.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
@@ -12,14 +13,24 @@ use crate::classify::{Outcome, Record, cut_off};
 use crate::telemetry::LookedUpCounter;
 
 /// An endpoint as every clone of a balancer sees it: the service to clone
-/// for each call, its weight, and its load and health figures.
+/// for each call, its weight, and (through [`Deref`]) its load and health
+/// figures, in the [`Core`] that its calls in flight hold.
 #[derive(Debug)]
 pub(crate) struct Endpoint<K, S> {
     pub(crate) key: K,
-    pub(crate) label: Arc<str>,
     pub(crate) service: S,
     pub(crate) weight: u32,
-    pending: AtomicU64,
+    /// Held once here and once by each call in flight, so that its
+    /// reference count, less this one, is the endpoint's pending count (see
+    /// [`Endpoint::pending`]).
+    core: Arc<Core>,
+}
+
+/// What a call needs of its endpoint once it is sent, and what every pick
+/// reads: the load and health figures.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) label: Arc<str>,
     ewma: PeakEwma,
     /// The outlier detector; `None` when outlier detection is off.
     breaker: Option<Breaker>,
@@ -42,6 +53,15 @@ struct Health {
     returning: AtomicU32,
 }
 
+impl<K, S> Deref for Endpoint<K, S> {
+    type Target = Core;
+
+    #[inline]
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
 impl<K, S> Endpoint<K, S> {
     pub(crate) fn new(
         key: K,
@@ -51,13 +71,9 @@ impl<K, S> Endpoint<K, S> {
         breaker: Option<Breaker>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        Endpoint {
+        let core = Core {
             requests: telemetry.requests_counter(&label),
-            key,
             label,
-            service,
-            weight,
-            pending: AtomicU64::new(0),
             ewma: PeakEwma::default(),
             breaker,
             removed: AtomicBool::new(false),
@@ -70,9 +86,51 @@ impl<K, S> Endpoint<K, S> {
                 failures: AtomicU32::new(0),
                 returning: AtomicU32::new(0),
             },
+        };
+        Endpoint {
+            key,
+            service,
+            weight,
+            core: Arc::new(core),
         }
     }
 
+    /// Requests in flight: the tickets holding the core, read from its
+    /// reference count rather than counted apart, which would cost each
+    /// call two more atomic read-modify-writes. A call counts from its
+    /// `call` until its answer (or, for an outcome known at the end of the
+    /// body, until the body ends), as does a reservation for an ejected
+    /// endpoint's probe.
+    #[inline]
+    pub(crate) fn pending(&self) -> u64 {
+        (Arc::strong_count(&self.core) - 1) as u64
+    }
+
+    /// Expected cost of one more request: the decayed estimate times
+    /// pending + 1.
+    #[inline]
+    pub(crate) fn ewma_cost(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
+        self.ewma.estimate(now, default_rtt, decay) * (self.pending() + 1) as f64
+    }
+
+    /// What a call holds on the endpoint once it is sent.
+    #[inline]
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    pub(crate) fn snapshot(&self) -> EndpointSnapshot<'_, K> {
+        EndpointSnapshot {
+            key: &self.key,
+            weight: self.weight,
+            pending: self.pending(),
+            ejected: self.is_ejected(),
+            healthy: self.health.healthy.load(Relaxed),
+        }
+    }
+}
+
+impl Core {
     /// Under active health checks: healthy, and not ejected (an ejected
     /// endpoint comes back through the probes, not a client's request).
     #[inline]
@@ -119,18 +177,6 @@ impl<K, S> Endpoint<K, S> {
             }
             _ => health.returning.store(0, Relaxed),
         }
-    }
-
-    #[inline]
-    pub(crate) fn pending(&self) -> u64 {
-        self.pending.load(Relaxed)
-    }
-
-    /// Expected cost of one more request: the decayed estimate times
-    /// pending + 1.
-    #[inline]
-    pub(crate) fn ewma_cost(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
-        self.ewma.estimate(now, default_rtt, decay) * (self.pending() + 1) as f64
     }
 
     /// Whether the outlier detector lets a call through, and on what terms.
@@ -232,16 +278,6 @@ impl<K, S> Endpoint<K, S> {
             self.telemetry.busy_changed(busy);
         }
     }
-
-    pub(crate) fn snapshot(&self) -> EndpointSnapshot<'_, K> {
-        EndpointSnapshot {
-            key: &self.key,
-            weight: self.weight,
-            pending: self.pending(),
-            ejected: self.is_ejected(),
-            healthy: self.health.healthy.load(Relaxed),
-        }
-    }
 }
 
 /// One endpoint's figures at one instant.
@@ -340,16 +376,14 @@ enum Observed {
     Returned,
 }
 
-/// A call's hold on an endpoint: the outlier detector's permit, and, once
-/// the request is sent, its place among the endpoint's pending requests.
-/// Dropped before completion it gives both back and counts nothing.
+/// A call's hold on an endpoint, from its `call`: the outlier detector's
+/// permit, and its place among the endpoint's pending requests (its
+/// reference to the endpoint's [`Core`] is that place). Dropped before
+/// completion it gives the permit back and counts nothing.
 #[derive(Debug)]
-pub(crate) struct Ticket<K, S> {
-    endpoint: Arc<Endpoint<K, S>>,
+pub(crate) struct Ticket {
+    core: Arc<Core>,
     permit: Option<Permit>,
-    /// Whether this call is counted among the endpoint's pending requests:
-    /// only the strategies that read the count keep it.
-    counts_pending: bool,
     /// Whether it is counted among the balancer's requests in flight too
     /// (consistent hashing's load bound).
     counts_total: bool,
@@ -361,26 +395,16 @@ pub(crate) struct Ticket<K, S> {
     sent_at: u64,
 }
 
-impl<K, S> Ticket<K, S> {
-    pub(crate) fn new(endpoint: Arc<Endpoint<K, S>>, permit: Permit) -> Self {
+impl Ticket {
+    pub(crate) fn new(core: Arc<Core>, permit: Permit) -> Self {
         Ticket {
-            endpoint,
+            core,
             permit: Some(permit),
-            counts_pending: false,
             counts_total: false,
             in_flight: false,
             timed: false,
             sent_at: 0,
         }
-    }
-
-    pub(crate) fn endpoint(&self) -> &Arc<Endpoint<K, S>> {
-        &self.endpoint
-    }
-
-    /// Counts this call among the endpoint's pending requests.
-    pub(crate) fn count_pending(&mut self) {
-        self.counts_pending = true;
     }
 
     /// Counts this call among the balancer's requests in flight.
@@ -396,18 +420,15 @@ impl<K, S> Ticket<K, S> {
     /// The request is being sent.
     #[inline]
     pub(crate) fn send(&mut self) {
-        if self.counts_pending {
-            self.endpoint.pending.fetch_add(1, Relaxed);
-        }
         if self.counts_total {
-            self.endpoint.telemetry.sent();
+            self.core.telemetry.sent();
         }
-        self.endpoint.requests.increment(1);
+        self.core.requests.increment(1);
         self.in_flight = true;
         if self.timed {
             // In `call`, where a Metrics layer above has read the clock
             // already (see `crate::clock`).
-            let telemetry = &self.endpoint.telemetry;
+            let telemetry = &self.core.telemetry;
             let at = nanos_since(telemetry.base, crate::clock::now());
             telemetry.note_time(at);
             // Zero means "not measured"; a call at the very base instant
@@ -420,11 +441,8 @@ impl<K, S> Ticket<K, S> {
     #[inline]
     fn complete(&mut self, outcome: Outcome) {
         if std::mem::take(&mut self.in_flight) {
-            if self.counts_pending {
-                self.endpoint.pending.fetch_sub(1, Relaxed);
-            }
             if self.counts_total {
-                self.endpoint.telemetry.answered();
+                self.core.telemetry.answered();
             }
             if self.sent_at != 0 {
                 let probe = matches!(self.permit, Some(Permit::Probe { .. }));
@@ -433,20 +451,16 @@ impl<K, S> Ticket<K, S> {
                     Outcome::Success if probe => Observed::Returned,
                     _ => Observed::Answer,
                 };
-                self.endpoint.observe_since(self.sent_at, observed);
+                self.core.observe_since(self.sent_at, observed);
             }
         }
-        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
+        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.core.breaker) {
             breaker.complete(permit, outcome, None, None);
         }
     }
 }
 
-impl<K, S> Record for Ticket<K, S>
-where
-    K: Send + Sync + 'static,
-    S: Send + Sync + 'static,
-{
+impl Record for Ticket {
     #[inline]
     fn record(&mut self, outcome: Outcome) {
         self.complete(outcome);
@@ -454,9 +468,8 @@ where
 
     fn defer(&mut self) -> Self {
         Ticket {
-            endpoint: self.endpoint.clone(),
+            core: self.core.clone(),
             permit: self.permit.take(),
-            counts_pending: self.counts_pending,
             counts_total: self.counts_total,
             in_flight: std::mem::take(&mut self.in_flight),
             timed: self.timed,
@@ -465,11 +478,12 @@ where
     }
 }
 
-impl<K, S> Ticket<K, S> {
-    /// Dropped before completion: gives the pending place and the permit
-    /// back, and teaches the estimate what it can; a failure if the crate's
-    /// own timeout cut the call off. Out of line: the success path only
-    /// checks that nothing is left to do.
+impl Ticket {
+    /// Dropped before completion: gives the permit back, and teaches the
+    /// estimate what it can; a failure if the crate's own timeout cut the
+    /// call off. (Its place among the pending requests goes with its
+    /// reference.) Out of line: the success path only checks that nothing
+    /// is left to do.
     #[cold]
     #[inline(never)]
     fn dropped_unfinished(&mut self) {
@@ -479,26 +493,23 @@ impl<K, S> Ticket<K, S> {
             self.complete(Outcome::Failure);
             return;
         }
-        if self.in_flight && self.counts_pending {
-            self.endpoint.pending.fetch_sub(1, Relaxed);
-        }
         if self.in_flight && self.counts_total {
-            self.endpoint.telemetry.answered();
+            self.core.telemetry.answered();
         }
         if self.in_flight && self.sent_at != 0 {
             // A call dropped before its answer (a lost hedge, a caller
             // that gave up) took at least this long: the estimate learns
             // that much. An endpoint slower than the caller's patience
             // would otherwise never be seen to be slow.
-            self.endpoint.observe_since(self.sent_at, Observed::Answer);
+            self.core.observe_since(self.sent_at, Observed::Answer);
         }
-        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.endpoint.breaker) {
+        if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.core.breaker) {
             breaker.release(permit);
         }
     }
 }
 
-impl<K, S> Drop for Ticket<K, S> {
+impl Drop for Ticket {
     #[inline]
     fn drop(&mut self) {
         if self.in_flight || self.permit.is_some() {

@@ -1,6 +1,7 @@
 //! Future types.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -22,17 +23,19 @@ pin_project! {
     /// unless the crate's own timeout cut it off: a failure.
     pub struct ResponseFuture<F, K, S, C> {
         #[pin]
-        state: State<F, K, S, C>,
+        state: State<F, C>,
+        // The balancer's endpoint types, which its ticket no longer names.
+        _endpoint: PhantomData<fn() -> (K, S)>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, K, S, C> {
+    enum State<F, C> {
         Called {
             #[pin]
             future: F,
-            ticket: Ticket<K, S>,
+            ticket: Ticket,
             classifier: C,
         },
         Unavailable {
@@ -43,19 +46,21 @@ pin_project! {
 }
 
 impl<F, K, S, C> ResponseFuture<F, K, S, C> {
-    pub(super) fn called(future: F, ticket: Ticket<K, S>, classifier: C) -> Self {
+    pub(super) fn called(future: F, ticket: Ticket, classifier: C) -> Self {
         ResponseFuture {
             state: State::Called {
                 future,
                 ticket,
                 classifier,
             },
+            _endpoint: PhantomData,
         }
     }
 
     pub(super) fn unavailable(error: Box<NoEndpointAvailable>) -> Self {
         ResponseFuture {
             state: State::Unavailable { error: Some(error) },
+            _endpoint: PhantomData,
         }
     }
 }
@@ -65,8 +70,6 @@ where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError> + 'static,
     C: Classify<T, E>,
-    K: Send + Sync + 'static,
-    S: Send + Sync + 'static,
 {
     type Output = Result<T, BoxError>;
 

@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::config::{BalanceConfig, Settings, Strategy};
 use super::discover::{ChangeStream, Discovery, Weighted};
-use super::endpoint::{Endpoint, EndpointSnapshot, Ticket, duration_nanos};
+use super::endpoint::{Core, Endpoint, EndpointSnapshot, Ticket, duration_nanos};
 use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
@@ -34,9 +34,11 @@ use crate::event::Emitter;
 /// balancer built on them cannot be cloned and needs a `Buffer` (a task, a
 /// channel and an allocation per request) to be shared. Here the endpoint
 /// set is shared and immutable, readiness is checked on a clone of the
-/// chosen endpoint, and a reservation names its endpoint rather than an
-/// index that a removal could shift (tower#856). tower's `Discover` and
-/// `Change` are used as they are.
+/// chosen endpoint, and a reservation is a place in the clone's own
+/// snapshot, which no change can shift: the clone takes a newer set only
+/// once the reservation is used or given up (tower#856, where a removal
+/// shifted the index a reservation held). tower's `Discover` and `Change`
+/// are used as they are.
 ///
 /// Clones share the endpoint set, the load and health figures, and the
 /// round-robin position; each clone keeps its own readiness reservation and
@@ -54,7 +56,7 @@ pub struct LoadBalance<K, S, C = DefaultClassifier, H = NoHash> {
     waits: bool,
     rng: SmallRng,
     classifier: C,
-    reserved: Option<Reserved<K, S>>,
+    reserved: Option<Reserved<S>>,
     /// Clones of endpoints that were not ready at the last check, kept so
     /// that they wake this task when they are.
     waiting: Vec<S>,
@@ -62,10 +64,55 @@ pub struct LoadBalance<K, S, C = DefaultClassifier, H = NoHash> {
     hasher: H,
 }
 
-enum Reserved<K, S> {
-    Endpoint { service: S, ticket: Ticket<K, S> },
+enum Reserved<S> {
+    Endpoint { service: S, held: Held },
     // Boxed: the rare path should not make every reservation larger.
     Unavailable(Box<NoEndpointAvailable>),
+}
+
+/// A reserved endpoint: its place in the clone's snapshot, which the clone
+/// keeps until the reservation is called or dropped (see `poll_ready`), and
+/// the outlier detector's permit. It holds no reference to the endpoint, so
+/// that the endpoint's reference count is its calls in flight (see
+/// [`Endpoint::pending`]); only the permit of an ejected endpoint's probe,
+/// whose slot must be given back if the reservation is dropped unused,
+/// keeps the endpoint's core with it.
+struct Held {
+    index: usize,
+    permit: Permit,
+    probe: Option<Arc<Core>>,
+}
+
+impl Held {
+    #[inline]
+    fn new<K, S>(index: usize, endpoint: &Endpoint<K, S>, permit: Permit) -> Self {
+        let probe = matches!(permit, Permit::Probe { .. }).then(|| endpoint.core().clone());
+        Held {
+            index,
+            permit,
+            probe,
+        }
+    }
+
+    /// The call's ticket on `endpoint`, the one at `self.index`.
+    #[inline]
+    fn into_ticket<K, S>(mut self, endpoint: &Endpoint<K, S>) -> Ticket {
+        let core = match self.probe.take() {
+            Some(core) => core,
+            None => endpoint.core().clone(),
+        };
+        Ticket::new(core, self.permit)
+    }
+}
+
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        // Dropped unused: a probe's slot is given back.
+        if let Some(core) = self.probe.take() {
+            core.settle(self.permit, Outcome::Ignored);
+        }
+    }
 }
 
 pub(crate) struct Shared<K, S> {
@@ -395,8 +442,10 @@ pub struct EndpointState<K> {
     pub key: K,
     /// Its weight.
     pub weight: u32,
-    /// Requests in flight, as counted for the P2C strategies (0 with the
-    /// others, which do not need the count and skip its cost).
+    /// Requests in flight: called and not yet answered (or, for an
+    /// outcome known at the end of the body, whose body has not ended),
+    /// with any strategy; an ejected endpoint's probe counts from its
+    /// reservation.
     pub pending: u64,
     /// Whether outlier detection has it ejected (or on probation).
     pub ejected: bool,
@@ -636,13 +685,13 @@ where
         match service.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
                 endpoint.set_busy(false);
-                let ticket = Ticket::new(endpoint.clone(), permit);
+                let held = Held::new(index, endpoint, permit);
                 // Nothing is reserved here (`poll_ready` and `steer` take the
                 // reservation first): kept, not replaced, so that no drop of
                 // an old one is compiled in.
                 debug_assert!(self.reserved.is_none());
                 self.reserved
-                    .get_or_insert(Reserved::Endpoint { service, ticket });
+                    .get_or_insert(Reserved::Endpoint { service, held });
                 Attempt::Ready
             }
             Poll::Ready(Err(error)) => {
@@ -695,20 +744,6 @@ where
             // its own.
             self.shared.cursor.fetch_add(skipped, Relaxed);
         }
-        if let Some(Reserved::Endpoint { ticket, .. }) = &mut self.reserved {
-            match strategy {
-                Strategy::P2cLeastPending => ticket.count_pending(),
-                Strategy::P2cPeakEwma { .. } => {
-                    ticket.count_pending();
-                    ticket.measure();
-                }
-                _ => {}
-            }
-            if self.shared.hashing.load(Relaxed) {
-                ticket.count_pending();
-                ticket.count_total();
-            }
-        }
     }
 
     /// Moves the reservation to the endpoint `hash` maps to, or to the
@@ -731,10 +766,10 @@ where
         /// are busy or failing, the strategy's choice serves.
         const ATTEMPTS: usize = 16;
         let n = self.snapshot.len();
-        let Some(Reserved::Endpoint { ticket, .. }) = &self.reserved else {
+        let Some(Reserved::Endpoint { held, .. }) = &self.reserved else {
             return;
         };
-        let reserved = ticket.endpoint().clone();
+        let reserved = held.index;
         let settings = &self.shared.settings;
         let telemetry = &self.shared.telemetry;
         let honour = self.shared.honour();
@@ -754,7 +789,7 @@ where
             if bound.is_some_and(|bound| endpoint.pending() >= bound) {
                 continue;
             }
-            if Arc::ptr_eq(endpoint, &reserved) {
+            if index == reserved {
                 return;
             }
             attempts += 1;
@@ -763,13 +798,9 @@ where
             }
             let strategy = self.reserved.take();
             if let Attempt::Ready = self.attempt(index, honour, &mut cx) {
-                // The strategy's reservation, dropped, gives its permit
-                // back.
+                // The strategy's reservation, dropped, gives a probe's
+                // permit back.
                 drop(strategy);
-                if let Some(Reserved::Endpoint { ticket, .. }) = &mut self.reserved {
-                    ticket.count_pending();
-                    ticket.count_total();
-                }
                 return;
             }
             self.reserved = strategy;
@@ -858,14 +889,18 @@ where
     /// failed); pending only while every usable endpoint is busy.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.shared.poll_discovery();
-        self.refresh();
         match &self.reserved {
-            Some(Reserved::Endpoint { ticket, .. }) if !ticket.endpoint().is_removed() => {
+            // A reservation is a place in this snapshot: the newest set is
+            // taken only once it is used or given up.
+            Some(Reserved::Endpoint { held, .. })
+                if !self.snapshot.get(held.index).is_removed() =>
+            {
                 return Poll::Ready(Ok(()));
             }
             Some(_) => self.reserved = None,
             None => {}
         }
+        self.refresh();
         if !self.waiting.is_empty() {
             self.waiting.clear();
         }
@@ -899,10 +934,15 @@ where
             Reserved::Unavailable(Box::new(NoEndpointAvailable::new(n, 0, 0, None)))
         });
         match reserved {
-            Reserved::Endpoint {
-                mut service,
-                mut ticket,
-            } => {
+            Reserved::Endpoint { mut service, held } => {
+                let endpoint = self.snapshot.get(held.index);
+                let mut ticket = held.into_ticket(endpoint);
+                if let Strategy::P2cPeakEwma { .. } = self.shared.settings.config.strategy {
+                    ticket.measure();
+                }
+                if self.shared.hashing.load(Relaxed) {
+                    ticket.count_total();
+                }
                 ticket.send();
                 ResponseFuture::called(service.call(req), ticket, self.classifier.clone())
             }
