@@ -733,8 +733,9 @@ where
         }
     }
 
-    /// Bookkeeping once an endpoint is reserved, `skipped` candidates after
-    /// the strategy's first choice.
+    /// Once an endpoint is reserved, `skipped` candidates after the
+    /// strategy's first choice: round robin's turn moves past those skipped.
+    /// (What the call counts and measures is settled at `call`.)
     #[inline]
     fn reserved_after(&mut self, skipped: usize) {
         let strategy = self.shared.settings.config.strategy;
