@@ -25,6 +25,17 @@ pub(crate) type Label = ::metrics::SharedString;
 #[cfg(not(feature = "metrics"))]
 pub(crate) type Label = std::sync::Arc<str>;
 
+/// The label value of a name the user gave (an endpoint's or a breaker's
+/// key): without the `metrics` feature the name itself.
+#[cfg(feature = "circuit-breaker")]
+#[inline]
+pub(crate) fn label(name: &std::sync::Arc<str>) -> Label {
+    #[cfg(feature = "metrics")]
+    return Label::from(name.clone());
+    #[cfg(not(feature = "metrics"))]
+    return name.clone();
+}
+
 /// Through the `metrics` facade.
 #[cfg(feature = "metrics")]
 mod recorded {

@@ -112,7 +112,7 @@ impl Telemetry {
         };
         scope.looked_up_counter(
             "bulwark_balance_requests_total",
-            &[("endpoint", endpoint.clone().into())],
+            &[("endpoint", crate::telemetry::label(endpoint))],
         )
     }
 

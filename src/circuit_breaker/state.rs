@@ -273,7 +273,7 @@ impl Breaker {
             metrics: BreakerMetrics::new(settings.metrics.then(|| {
                 let scope = Scope::new(settings.service.clone());
                 match &settings.key {
-                    Some(key) => scope.with("key", key.clone().into()),
+                    Some(key) => scope.with("key", crate::telemetry::label(key)),
                     None => scope,
                 }
             })),
