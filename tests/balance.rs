@@ -224,6 +224,30 @@ async fn p2c_least_pending_prefers_the_less_loaded_endpoint() {
     drop(first);
 }
 
+/// `call` without `poll_ready` breaks tower's contract, but the request
+/// is not lost: the balancer picks at once among the ready endpoints, or
+/// answers that none is.
+#[tokio::test]
+async fn a_call_without_poll_ready_still_reaches_a_ready_endpoint() {
+    for strategy in [
+        Strategy::P2cLeastPending,
+        Strategy::peak_ewma(),
+        Strategy::RoundRobin,
+    ] {
+        let endpoints = [
+            ("stuck", Either::B(NeverReady)),
+            ("a", Either::A(named("a"))),
+        ];
+        let mut lb = LoadBalance::new(config(strategy), endpoints).unwrap();
+        for _ in 0..10 {
+            assert_eq!(lb.call(()).await.unwrap(), "a", "{strategy}");
+        }
+        let mut lb = LoadBalance::new(config(strategy), [("stuck", NeverReady)]).unwrap();
+        let err = lb.call(()).await.unwrap_err();
+        assert!(err.is::<NoEndpointAvailable>(), "{strategy}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn an_empty_set_fails_at_once() {
     let mut lb = LoadBalance::new(

@@ -52,21 +52,43 @@ pub(crate) fn two_random(rng: &mut SmallRng, n: usize) -> (usize, usize) {
     (a, b)
 }
 
-/// Power of two choices over `n` endpoints (at least 2), by `cost` (an
-/// infinite cost: the endpoint cannot be used): the cheaper of two drawn
-/// at random first, the other second. A candidate that cannot be used is
-/// no choice: a third endpoint is drawn to compare the other with, or a
-/// slow endpoint would take every call paired with an ejected one.
+/// A P2C candidate's cost: what [`power_of_two`] compares. Least pending
+/// compares its counts as integers, peak EWMA its estimates as `f64`: a
+/// count turned into `f64` on every pick costs a conversion per candidate
+/// for nothing.
+pub(crate) trait Cost: Copy + PartialOrd {
+    /// The cost of an endpoint that cannot be used.
+    const UNUSABLE: Self;
+    /// The cost of an endpoint to take at once (an ejected endpoint whose
+    /// probe is due).
+    const NONE: Self;
+}
+
+impl Cost for f64 {
+    const UNUSABLE: f64 = f64::INFINITY;
+    const NONE: f64 = 0.0;
+}
+
+impl Cost for u64 {
+    const UNUSABLE: u64 = u64::MAX;
+    const NONE: u64 = 0;
+}
+
+/// Power of two choices over `n` endpoints (at least 2), by `cost`
+/// ([`Cost::UNUSABLE`]: the endpoint cannot be used): the cheaper of two
+/// drawn at random first, the other second. A candidate that cannot be
+/// used is no choice: a third endpoint is drawn to compare the other with,
+/// or a slow endpoint would take every call paired with an ejected one.
 #[inline]
-pub(crate) fn power_of_two(
+pub(crate) fn power_of_two<T: Cost>(
     rng: &mut SmallRng,
     n: usize,
-    mut cost: impl FnMut(usize) -> f64,
+    mut cost: impl FnMut(usize) -> T,
 ) -> (usize, usize) {
     let (mut a, mut b) = two_random(rng, n);
     let mut cost_a = cost(a);
     let mut cost_b = cost(b);
-    if (cost_a.is_infinite() || cost_b.is_infinite()) && n > 2 {
+    if (cost_a == T::UNUSABLE || cost_b == T::UNUSABLE) && n > 2 {
         let mut c = random(rng, n - 2);
         for taken in [a.min(b), a.max(b)] {
             if c >= taken {
@@ -74,7 +96,7 @@ pub(crate) fn power_of_two(
             }
         }
         let cost_c = cost(c);
-        if cost_a.is_infinite() {
+        if cost_a == T::UNUSABLE {
             (a, cost_a) = (c, cost_c);
         } else {
             (b, cost_b) = (c, cost_c);
@@ -159,5 +181,15 @@ mod tests {
             .filter(|_| power_of_two(&mut rng, 4, |i| costs[i]).0 == 1)
             .count();
         assert_eq!(slow, 0, "to the slow one (a sixth without the third draw)");
+        // The same with counts, as least pending compares them.
+        let counts = [u64::MAX, 100, 1, 1];
+        let slow = (0..10_000)
+            .filter(|_| power_of_two(&mut rng, 4, |i| counts[i]).0 == 1)
+            .count();
+        assert_eq!(slow, 0, "to the busy one, by counts");
+        for _ in 0..1_000 {
+            let (first, second) = power_of_two(&mut rng, 10, |i| i as u64);
+            assert!(first < second);
+        }
     }
 }

@@ -18,7 +18,7 @@ use super::event::BalanceEvent;
 use super::future::ResponseFuture;
 use super::hash::{self, HashBy, NoHash, RequestHash};
 use super::health::{self, HealthCheck};
-use super::pick;
+use super::pick::{self, Cost};
 use super::set::{EndpointSet, Writer};
 use super::telemetry::Telemetry;
 use crate::BoxError;
@@ -613,38 +613,29 @@ struct Honour {
     checks: bool,
 }
 
-/// A P2C candidate's cost (infinite: it cannot be used). Always inlined,
-/// as is the closure that calls it: kept out of line (the pick calls it
-/// from two or three places), it cost a fifth of a pick.
+/// A P2C candidate's cost ([`Cost::UNUSABLE`]: it cannot be used): `load`
+/// of it, unless its health or its ejection settles the cost first. Always
+/// inlined, as is the closure that calls it: kept out of line (the pick
+/// calls it from two or three places), it cost a fifth of a pick.
 #[inline(always)]
-fn cost<K, S>(
+fn cost<K, S, T: Cost>(
     e: &Endpoint<K, S>,
     honour: Honour,
-    strategy: Strategy,
-    telemetry: &Telemetry,
-    now: &mut Option<u64>,
-) -> f64 {
+    load: impl FnOnce(&Endpoint<K, S>) -> T,
+) -> T {
     if honour.checks && !e.passes_checks() {
-        return f64::INFINITY;
+        return T::UNUSABLE;
     }
     if honour.ejections {
         match e.standing() {
             Standing::Admits => {}
             // An ejected endpoint whose time is up gets its probe at once,
             // whatever its old figures say.
-            Standing::ProbeDue => return 0.0,
-            Standing::Rejects => return f64::INFINITY,
+            Standing::ProbeDue => return T::NONE,
+            Standing::Rejects => return T::UNUSABLE,
         }
     }
-    match strategy {
-        Strategy::P2cPeakEwma { .. } => {
-            let at = *now.get_or_insert_with(|| telemetry.recent());
-            // In nanoseconds as `f64`, converted once when built: a `u128`
-            // conversion per pick costs more than the rest of the cost.
-            e.ewma_cost(at, telemetry.default_rtt, telemetry.decay)
-        }
-        _ => e.pending() as f64,
-    }
+    load(e)
 }
 
 /// What trying one endpoint gave.
@@ -710,7 +701,7 @@ where
     }
 
     /// The strategy's first choice, and for P2C the other candidate.
-    #[inline]
+    #[inline(always)]
     fn candidates(&mut self, honour: Honour, now: &mut Option<u64>) -> (usize, Option<usize>) {
         let set = &*self.snapshot;
         let n = set.len();
@@ -720,13 +711,30 @@ where
             Strategy::Random => (pick::random(&mut self.rng, n), None),
             Strategy::WeightedRandom => (pick::weighted_random(set.tree(), &mut self.rng), None),
             Strategy::P2cLeastPending | Strategy::P2cPeakEwma { .. } if n == 1 => (0, None),
-            strategy => {
+            Strategy::P2cLeastPending => {
+                let (first, second) = pick::power_of_two(
+                    &mut self.rng,
+                    n,
+                    #[inline(always)]
+                    |i| cost(set.get(i), honour, Endpoint::pending),
+                );
+                (first, Some(second))
+            }
+            Strategy::P2cPeakEwma { .. } => {
                 let telemetry = &self.shared.telemetry;
                 let (first, second) = pick::power_of_two(
                     &mut self.rng,
                     n,
                     #[inline(always)]
-                    |i| cost(set.get(i), honour, strategy, telemetry, now),
+                    |i| {
+                        cost(set.get(i), honour, |e| {
+                            let at = *now.get_or_insert_with(|| telemetry.recent());
+                            // In nanoseconds as `f64`, converted once when
+                            // built: a `u128` conversion per pick costs more
+                            // than the rest of the cost.
+                            e.ewma_cost(at, telemetry.default_rtt, telemetry.decay)
+                        })
+                    },
                 );
                 (first, Some(second))
             }
@@ -811,7 +819,12 @@ where
 
     /// Picks a ready endpoint and reserves it in `self.reserved`; or there
     /// the error to answer with; or pending while every usable endpoint is
-    /// busy.
+    /// busy. Inlined, with [`candidates`](Self::candidates), into
+    /// `poll_ready`, its one caller on the hot path (as a call of its own
+    /// it saved and restored six registers per pick, and the compiler kept
+    /// the candidates' costs out of line), and into the cold
+    /// [`select_now`](Self::select_now).
+    #[inline(always)]
     fn select<Req>(&mut self, cx: &mut Context<'_>) -> Poll<()>
     where
         S: Service<Req>,
@@ -871,6 +884,22 @@ where
         self.reserved = Some(Reserved::Unavailable(Box::new(error)));
         Poll::Ready(())
     }
+
+    /// `call` without `poll_ready`: tries once, without waiting.
+    #[cold]
+    #[inline(never)]
+    fn select_now<Req>(&mut self)
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError>,
+    {
+        if self
+            .select(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+        {
+            self.waiting.clear();
+        }
+    }
 }
 
 impl<K, S, C, H, Req> Service<Req> for LoadBalance<K, S, C, H>
@@ -919,13 +948,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         if self.reserved.is_none() {
-            // `call` without `poll_ready`: try once, without waiting.
-            if self
-                .select(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-            {
-                self.waiting.clear();
-            }
+            self.select_now::<Req>();
         }
         if let Some(hash) = self.hasher.hash(&req) {
             self.steer(hash);
