@@ -109,8 +109,8 @@ impl<K, S> Endpoint<K, S> {
     /// Expected cost of one more request: the decayed estimate times
     /// pending + 1.
     #[inline]
-    pub(crate) fn ewma_cost(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
-        self.ewma.estimate(now, default_rtt, decay) * (self.pending() + 1) as f64
+    pub(crate) fn ewma_cost(&self, now: u64, default_rtt: f64, rate: f64) -> f64 {
+        self.ewma.estimate(now, default_rtt, rate) * (self.pending() + 1) as f64
     }
 
     /// What a call holds on the endpoint once it is sent.
@@ -254,9 +254,9 @@ impl Core {
         let now = nanos_since(self.telemetry.base, crate::clock::now());
         self.telemetry.note_time(now);
         let mut rtt = now.saturating_sub(sent_at) as f64;
-        let (decay, default_rtt) = (self.telemetry.decay, self.telemetry.default_rtt);
+        let (rate, default_rtt) = (self.telemetry.decay_rate, self.telemetry.default_rtt);
         match outcome {
-            Observed::Answer => self.ewma.observe(rtt, now, decay),
+            Observed::Answer => self.ewma.observe(rtt, now, rate),
             Observed::Failure => {
                 // Twice the estimate as it stands, not as it has decayed
                 // since: failures in a row double it each time, so that an
@@ -265,7 +265,7 @@ impl Core {
                 let penalty = (2.0 * self.ewma.stored().max(default_rtt))
                     .min(FAILURE_PENALTY_CAP * default_rtt);
                 rtt = rtt.max(penalty);
-                self.ewma.observe(rtt, now, decay);
+                self.ewma.observe(rtt, now, rate);
             }
             Observed::Returned => self.ewma.restart(rtt, now),
         }
@@ -311,11 +311,12 @@ struct PeakEwma {
 }
 
 impl PeakEwma {
-    /// `exp(-elapsed / decay)`, the weight the estimate keeps.
+    /// `exp(-elapsed × rate)`, the weight the estimate keeps; `rate` is
+    /// the reciprocal of the time constant, per nanosecond.
     #[inline]
-    fn decay_factor(&self, now: u64, decay: f64) -> f64 {
+    fn decay_factor(&self, now: u64, rate: f64) -> f64 {
         let elapsed = now.saturating_sub(self.updated.load(Relaxed)) as f64;
-        let x = elapsed / decay;
+        let x = elapsed * rate;
         // exp() costs more than the rest of a pick; below a thousandth of
         // the time constant `1 - x` is within 5e-7 of it. (Not 1: answers
         // closer together than that, as to a busy endpoint, would then
@@ -329,12 +330,12 @@ impl PeakEwma {
 
     /// The estimate at `now`: decayed towards zero while no answer arrives.
     #[inline]
-    fn estimate(&self, now: u64, default_rtt: f64, decay: f64) -> f64 {
+    fn estimate(&self, now: u64, default_rtt: f64, rate: f64) -> f64 {
         let estimate = f64::from_bits(self.estimate.load(Relaxed));
         if estimate == 0.0 {
             default_rtt
         } else {
-            estimate * self.decay_factor(now, decay)
+            estimate * self.decay_factor(now, rate)
         }
     }
 
@@ -350,13 +351,13 @@ impl PeakEwma {
         self.updated.store(now, Relaxed);
     }
 
-    fn observe(&self, rtt: f64, now: u64, decay: f64) {
+    fn observe(&self, rtt: f64, now: u64, rate: f64) {
         let estimate = f64::from_bits(self.estimate.load(Relaxed));
         let next = if estimate == 0.0 || rtt > estimate {
             // The first answer, or a slower one: take it as it is.
             rtt
         } else {
-            let weight = self.decay_factor(now, decay);
+            let weight = self.decay_factor(now, rate);
             estimate * weight + rtt * (1.0 - weight)
         };
         // A zero estimate means "no answer yet"; keep a real one positive.
@@ -538,15 +539,15 @@ mod tests {
 
     #[test]
     fn answers_close_together_still_pull_a_peak_down() {
-        let decay = 200e6; // 200 ms, in nanoseconds
+        let decay: f64 = 200e6; // 200 ms, in nanoseconds
         let ewma = PeakEwma::default();
-        ewma.observe(25e6, 1, decay);
+        ewma.observe(25e6, 1, decay.recip());
         // Answers of 1 ms every 100 µs (a 2000th of the decay) for 1 s,
         // five time constants.
         let mut now = 1;
         for _ in 0..10_000 {
             now += 100_000;
-            ewma.observe(1e6, now, decay);
+            ewma.observe(1e6, now, decay.recip());
         }
         let expected = 1e6 + 24e6 * (-1e9 / decay).exp();
         let estimate = ewma.stored();

@@ -732,7 +732,7 @@ where
                             // In nanoseconds as `f64`, converted once when
                             // built: a `u128` conversion per pick costs more
                             // than the rest of the cost.
-                            e.ewma_cost(at, telemetry.default_rtt, telemetry.decay)
+                            e.ewma_cost(at, telemetry.default_rtt, telemetry.decay_rate)
                         })
                     },
                 );
