@@ -613,9 +613,9 @@ struct Honour {
     checks: bool,
 }
 
-/// A P2C candidate's cost ([`Cost::UNUSABLE`]: it cannot be used): `load`
-/// of it, unless its health or its ejection settles the cost first. Always
-/// inlined, as is the closure that calls it: kept out of line (the pick
+/// A P2C candidate's cost ([`Cost::UNUSABLE`]: it cannot be used): what
+/// `load` reads of it (its pending count, or its EWMA cost), unless its
+/// health or its ejection settles the cost first. Always inlined, as is the closure that calls it: kept out of line (the pick
 /// calls it from two or three places), it cost a fifth of a pick.
 #[inline(always)]
 fn cost<K, S, T: Cost>(

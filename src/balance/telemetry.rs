@@ -19,9 +19,9 @@ pub(crate) struct Telemetry {
     /// The time origin of the endpoints' response-time figures.
     pub(crate) base: Instant,
     /// The reciprocal of the peak EWMA's time constant, per nanosecond
-    /// (unused by the other strategies): a pick multiplies by it where it
-    /// would divide by the time constant, twice, and a division's latency
-    /// is four or five multiplications'.
+    /// (unused by the other strategies): a pick multiplies by it twice
+    /// where it would divide by the time constant, and a division takes
+    /// four or five times as long as a multiplication.
     pub(crate) decay_rate: f64,
     /// The peak EWMA's estimate of an endpoint that has not answered yet,
     /// in nanoseconds.
