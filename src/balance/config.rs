@@ -54,6 +54,16 @@ pub enum Strategy {
     /// / the others' cost)`), where one that failed once is back soon. An
     /// endpoint with no answer yet is estimated at `default_rtt`, and its
     /// first answer replaces that guess.
+    ///
+    /// A call is timed by reading the clock when it is sent and when it is
+    /// answered, which costs more than the rest of the pick. So a busy
+    /// endpoint, whose timed answers come within a thousandth of `decay`
+    /// of each other (five thousand a second with the default), has one
+    /// call in two, four, up to eight timed: still a thousand answers or
+    /// more per time constant. Its every failure still counts, and every
+    /// call is timed again as soon as a call to any endpoint finds its last
+    /// timed answer four thousandths of `decay` old (as when it turned
+    /// slow).
     P2cPeakEwma {
         /// The estimate of an endpoint that has not answered yet. Default 5 ms.
         #[cfg_attr(

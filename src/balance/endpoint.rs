@@ -106,6 +106,15 @@ impl<K, S> Endpoint<K, S> {
         (Arc::strong_count(&self.core) - 1) as u64
     }
 
+    /// Whether to time a call to this endpoint (peak EWMA), `draw` giving
+    /// random bits if asked; see [`PeakEwma::times`].
+    #[inline]
+    pub(crate) fn times(&self, draw: impl FnOnce() -> u32) -> bool {
+        let telemetry = &self.telemetry;
+        self.ewma
+            .times(telemetry.latest(), telemetry.decay_rate, draw)
+    }
+
     /// Expected cost of one more request: the decayed estimate times
     /// pending + 1.
     #[inline]
@@ -249,11 +258,12 @@ impl Core {
     ///
     /// The successful probe of an endpoint back from ejection starts its
     /// estimate afresh: what it did before it was ejected says nothing of
-    /// it now.
-    fn observe_since(&self, sent_at: u64, outcome: Observed) {
+    /// it now. A call that was not timed (`sent_at` `None`) can teach a
+    /// failure only.
+    fn observe_since(&self, sent_at: Option<u64>, outcome: Observed) {
         let now = nanos_since(self.telemetry.base, crate::clock::now());
         self.telemetry.note_time(now);
-        let mut rtt = now.saturating_sub(sent_at) as f64;
+        let mut rtt = sent_at.map_or(0.0, |sent_at| now.saturating_sub(sent_at) as f64);
         let (rate, default_rtt) = (self.telemetry.decay_rate, self.telemetry.default_rtt);
         match outcome {
             Observed::Answer => self.ewma.observe(rtt, now, rate),
@@ -299,7 +309,8 @@ const FAILURE_PENALTY_CAP: f64 = 1024.0;
 ///
 /// Written by hand: tower's `PeakEwma` keeps its estimate behind a mutex per
 /// endpoint and lets an untried prior weigh on it for many seconds; this one
-/// is two atomics, and an endpoint's first answer replaces the prior.
+/// is three atomics, an endpoint's first answer replaces the prior, and a
+/// busy endpoint's calls are timed one in a few (see [`PeakEwma::times`]).
 /// Concurrent updates may overwrite each other: each is one sample of a
 /// statistical estimate, and the estimate never becomes invalid.
 #[derive(Debug, Default)]
@@ -308,24 +319,35 @@ struct PeakEwma {
     estimate: AtomicU64,
     /// When it was last updated, in nanoseconds since the balancer's base.
     updated: AtomicU64,
+    /// One call in `sampling + 1` (a power of two) is timed; 0 (every
+    /// call) until timed answers come close together.
+    sampling: AtomicU32,
+}
+
+/// Answers closer together than this share of the time constant make an
+/// endpoint busy: below it a decay's `exp()` is `1 - x` within 5e-7, and
+/// the endpoint's calls are timed one in a few.
+const CLOSE: f64 = 1.0 / 1024.0;
+
+/// The most calls one timed call of a busy endpoint stands for, less one:
+/// one call in 8 is timed.
+const MAX_SAMPLING: u32 = 7;
+
+/// `exp(-x)`, the weight an estimate keeps after `x` time constants.
+#[inline]
+fn decay_weight(x: f64) -> f64 {
+    // exp() costs more than the rest of a pick; close answers use `1 - x`.
+    // (Not 1: answers closer together than that, as to a busy endpoint,
+    // would then never pull a peak down.)
+    if x < CLOSE { 1.0 - x } else { (-x).exp() }
 }
 
 impl PeakEwma {
-    /// `exp(-elapsed × rate)`, the weight the estimate keeps; `rate` is
-    /// the reciprocal of the time constant, per nanosecond.
+    /// Time constants since the last update; `rate` is the reciprocal of
+    /// the time constant, per nanosecond.
     #[inline]
-    fn decay_factor(&self, now: u64, rate: f64) -> f64 {
-        let elapsed = now.saturating_sub(self.updated.load(Relaxed)) as f64;
-        let x = elapsed * rate;
-        // exp() costs more than the rest of a pick; below a thousandth of
-        // the time constant `1 - x` is within 5e-7 of it. (Not 1: answers
-        // closer together than that, as to a busy endpoint, would then
-        // never pull a peak down.)
-        if x < 1.0 / 1024.0 {
-            1.0 - x
-        } else {
-            (-x).exp()
-        }
+    fn since_update(&self, now: u64, rate: f64) -> f64 {
+        now.saturating_sub(self.updated.load(Relaxed)) as f64 * rate
     }
 
     /// The estimate at `now`: decayed towards zero while no answer arrives.
@@ -335,7 +357,7 @@ impl PeakEwma {
         if estimate == 0.0 {
             default_rtt
         } else {
-            estimate * self.decay_factor(now, rate)
+            estimate * decay_weight(self.since_update(now, rate))
         }
     }
 
@@ -345,24 +367,59 @@ impl PeakEwma {
         f64::from_bits(self.estimate.load(Relaxed))
     }
 
-    /// Forgets the estimate and starts again from `rtt`.
+    /// Whether to time a call, `draw` giving random bits if asked: every
+    /// call, unless the endpoint's timed answers come within a thousandth
+    /// of the time constant of each other (0.2 ms with the default: five
+    /// thousand a second); then one call in two, four, up to eight, as
+    /// long as they still do. A timed call reads the clock twice, which
+    /// costs more than the rest of a pick, and a busy endpoint's estimate
+    /// still has a thousand answers or more per time constant.
+    ///
+    /// Every call is timed again once the balancer's latest reading of the
+    /// clock, `latest` (nanoseconds since its base), is four thousandths
+    /// of the time constant past the last timed answer: an endpoint that
+    /// turned slow is seen at its next call after a call to any endpoint
+    /// read the clock, not after its next timed answer only. (Among
+    /// concurrent calls its pending count shows it at once.)
+    #[inline]
+    fn times(&self, latest: u64, rate: f64, draw: impl FnOnce() -> u32) -> bool {
+        let sampling = self.sampling.load(Relaxed);
+        sampling == 0 || draw() & sampling == 0 || self.since_update(latest, rate) > 4.0 * CLOSE
+    }
+
+    /// Forgets the estimate and starts again from `rtt`, every call timed.
     fn restart(&self, rtt: f64, now: u64) {
         self.estimate.store(rtt.max(1.0).to_bits(), Relaxed);
         self.updated.store(now, Relaxed);
+        self.sampling.store(0, Relaxed);
     }
 
     fn observe(&self, rtt: f64, now: u64, rate: f64) {
         let estimate = f64::from_bits(self.estimate.load(Relaxed));
+        let since = self.since_update(now, rate);
         let next = if estimate == 0.0 || rtt > estimate {
             // The first answer, or a slower one: take it as it is.
             rtt
         } else {
-            let weight = self.decay_factor(now, rate);
+            let weight = decay_weight(since);
             estimate * weight + rtt * (1.0 - weight)
         };
         // A zero estimate means "no answer yet"; keep a real one positive.
         self.estimate.store(next.max(1.0).to_bits(), Relaxed);
         self.updated.store(now, Relaxed);
+        // Closer timed answers time fewer calls; answers four times as far
+        // apart as close ones time twice as many again.
+        let sampling = self.sampling.load(Relaxed);
+        let adapted = if since < CLOSE {
+            (sampling << 1 | 1).min(MAX_SAMPLING)
+        } else if since > 4.0 * CLOSE {
+            sampling >> 1
+        } else {
+            sampling
+        };
+        if adapted != sampling {
+            self.sampling.store(adapted, Relaxed);
+        }
     }
 }
 
@@ -389,7 +446,10 @@ pub(crate) struct Ticket {
     /// (consistent hashing's load bound).
     counts_total: bool,
     in_flight: bool,
-    /// Whether the response time is measured (peak EWMA).
+    /// Whether the endpoint's response-time estimate learns from this call
+    /// (peak EWMA): its response time if it is timed, a failure if not.
+    learns: bool,
+    /// Whether the response time is measured.
     timed: bool,
     /// When the request was sent, in nanoseconds since the balancer's base,
     /// when it is timed; 0 otherwise.
@@ -403,6 +463,7 @@ impl Ticket {
             permit: Some(permit),
             counts_total: false,
             in_flight: false,
+            learns: false,
             timed: false,
             sent_at: 0,
         }
@@ -413,9 +474,16 @@ impl Ticket {
         self.counts_total = true;
     }
 
-    /// Measures this call's response time, from when it is sent.
-    pub(crate) fn measure(&mut self) {
-        self.timed = true;
+    /// Teaches the endpoint's response-time estimate this call's failure,
+    /// and its response time from when it is sent if `timed`.
+    pub(crate) fn measure(&mut self, timed: bool) {
+        self.learns = true;
+        self.timed = timed;
+    }
+
+    /// Whether this call is the probe of an ejected endpoint.
+    pub(crate) fn is_probe(&self) -> bool {
+        matches!(self.permit, Some(Permit::Probe { .. }))
     }
 
     /// The request is being sent.
@@ -446,13 +514,14 @@ impl Ticket {
                 self.core.telemetry.answered();
             }
             if self.sent_at != 0 {
-                let probe = matches!(self.permit, Some(Permit::Probe { .. }));
                 let observed = match outcome {
                     Outcome::Failure => Observed::Failure,
-                    Outcome::Success if probe => Observed::Returned,
+                    Outcome::Success if self.is_probe() => Observed::Returned,
                     _ => Observed::Answer,
                 };
-                self.core.observe_since(self.sent_at, observed);
+                self.core.observe_since(Some(self.sent_at), observed);
+            } else if self.learns && outcome == Outcome::Failure {
+                self.core.observe_since(None, Observed::Failure);
             }
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.core.breaker) {
@@ -473,6 +542,7 @@ impl Record for Ticket {
             permit: self.permit.take(),
             counts_total: self.counts_total,
             in_flight: std::mem::take(&mut self.in_flight),
+            learns: self.learns,
             timed: self.timed,
             sent_at: self.sent_at,
         }
@@ -502,7 +572,8 @@ impl Ticket {
             // that gave up) took at least this long: the estimate learns
             // that much. An endpoint slower than the caller's patience
             // would otherwise never be seen to be slow.
-            self.core.observe_since(self.sent_at, Observed::Answer);
+            self.core
+                .observe_since(Some(self.sent_at), Observed::Answer);
         }
         if let (Some(permit), Some(breaker)) = (self.permit.take(), &self.core.breaker) {
             breaker.release(permit);
@@ -555,5 +626,46 @@ mod tests {
             (estimate - expected).abs() < expected * 1e-3,
             "{estimate} ns, expected {expected}"
         );
+    }
+
+    #[test]
+    fn a_busy_endpoint_is_timed_one_call_in_eight_until_its_answers_spread() {
+        let rate = 200e6_f64.recip(); // a 200 ms time constant
+        let ewma = PeakEwma::default();
+        let timed = |latest: u64| {
+            (0..800)
+                .filter(|&draw| ewma.times(latest, rate, || draw))
+                .count()
+        };
+        // Every call, until answers come close together.
+        assert_eq!(timed(0), 800);
+        let mut now = 1_000_000;
+        ewma.observe(1e6, now, rate);
+        assert_eq!(timed(now), 800);
+        // Answers 10 µs apart (a 20 000th of the time constant): two, four,
+        // then eight calls a timed one, and no further.
+        for expected in [400, 200, 100, 100] {
+            now += 10_000;
+            ewma.observe(1e6, now, rate);
+            assert_eq!(timed(now), expected);
+        }
+        // The balancer's clock a millisecond on (a 200th of the time
+        // constant) with no timed answer since: every call again.
+        assert_eq!(timed(now + 1_000_000), 800);
+        // Answers a millisecond apart: twice as many timed at each.
+        for expected in [200, 400, 800] {
+            now += 1_000_000;
+            ewma.observe(1e6, now, rate);
+            assert_eq!(timed(now), expected);
+        }
+        // A restart (the probe of an endpoint back from ejection) times
+        // every call.
+        for _ in 0..3 {
+            now += 10_000;
+            ewma.observe(1e6, now, rate);
+        }
+        assert_eq!(timed(now), 100);
+        ewma.restart(1e6, now);
+        assert_eq!(timed(now), 800);
     }
 }

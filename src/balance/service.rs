@@ -962,7 +962,10 @@ where
                 let endpoint = self.snapshot.get(held.index);
                 let mut ticket = held.into_ticket(endpoint);
                 if let Strategy::P2cPeakEwma { .. } = self.shared.settings.config.strategy {
-                    ticket.measure();
+                    // A probe is always timed: its answer restarts the
+                    // estimate.
+                    let rng = &mut self.rng;
+                    ticket.measure(ticket.is_probe() || endpoint.times(|| rng.random()));
                 }
                 if self.shared.hashing.load(Relaxed) {
                     ticket.count_total();

@@ -91,6 +91,13 @@ impl Telemetry {
         }
     }
 
+    /// The latest reading of the clock a call took here, in nanoseconds
+    /// since `base`, without reading it; 0 before the first.
+    #[inline]
+    pub(crate) fn latest(&self) -> u64 {
+        self.recent.load(Relaxed)
+    }
+
     /// Notes a reading of the clock, `at` nanoseconds since `base`; kept
     /// when it is a millisecond past the last one kept, so that callers on
     /// several threads seldom write the shared line.
