@@ -442,75 +442,119 @@ enum Observed {
 pub(crate) struct Ticket {
     core: Arc<Core>,
     permit: Option<Permit>,
-    /// Whether it is counted among the balancer's requests in flight too
-    /// (consistent hashing's load bound).
-    counts_total: bool,
-    in_flight: bool,
-    /// Whether the endpoint's response-time estimate learns from this call
-    /// (peak EWMA): its response time if it is timed, a failure if not.
-    learns: bool,
-    /// Whether the response time is measured.
-    timed: bool,
+    flags: Flags,
     /// When the request was sent, in nanoseconds since the balancer's base,
     /// when it is timed; 0 otherwise.
     sent_at: u64,
 }
 
+/// A ticket's yes-or-no facts, in one word.
+///
+/// One word rather than a `bool` each: a ticket is made on the stack and
+/// then copied into the call's future a word at a time, and a word read
+/// back from three one-byte writes must wait for them (a store-forwarding
+/// stall, about a tenth of a least-pending call); one word written whole
+/// is read back at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flags(u64);
+
+impl Flags {
+    /// Counted among the balancer's requests in flight too (consistent
+    /// hashing's load bound).
+    const COUNTS_TOTAL: u64 = 1;
+    /// Sent, and neither answered nor handed to a deferred record yet.
+    const IN_FLIGHT: u64 = 1 << 1;
+    /// The endpoint's response-time estimate learns from the call (peak
+    /// EWMA): its response time if it is timed, a failure if not.
+    const LEARNS: u64 = 1 << 2;
+
+    fn new(counts_total: bool, in_flight: bool, learns: bool) -> Self {
+        Flags(
+            u64::from(counts_total) * Self::COUNTS_TOTAL
+                | u64::from(in_flight) * Self::IN_FLIGHT
+                | u64::from(learns) * Self::LEARNS,
+        )
+    }
+
+    fn counts_total(self) -> bool {
+        self.0 & Self::COUNTS_TOTAL != 0
+    }
+
+    fn in_flight(self) -> bool {
+        self.0 & Self::IN_FLIGHT != 0
+    }
+
+    fn learns(self) -> bool {
+        self.0 & Self::LEARNS != 0
+    }
+
+    /// Whether the call was in flight; it no longer is.
+    fn take_in_flight(&mut self) -> bool {
+        let was = self.in_flight();
+        self.0 &= !Self::IN_FLIGHT;
+        was
+    }
+}
+
+/// What a call teaches its endpoint's response-time estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learning {
+    /// Nothing: the strategy keeps no estimate.
+    Nothing,
+    /// Its failure, if it fails (peak EWMA, a call not timed).
+    Failures,
+    /// Its response time, from when it is sent, or its failure.
+    ResponseTime,
+}
+
 impl Ticket {
-    pub(crate) fn new(core: Arc<Core>, permit: Permit) -> Self {
-        Ticket {
-            core,
-            permit: Some(permit),
-            counts_total: false,
-            in_flight: false,
-            learns: false,
-            timed: false,
-            sent_at: 0,
-        }
-    }
-
-    /// Counts this call among the balancer's requests in flight.
-    pub(crate) fn count_total(&mut self) {
-        self.counts_total = true;
-    }
-
-    /// Teaches the endpoint's response-time estimate this call's failure,
-    /// and its response time from when it is sent if `timed`.
-    pub(crate) fn measure(&mut self, timed: bool) {
-        self.learns = true;
-        self.timed = timed;
-    }
-
-    /// Whether this call is the probe of an ejected endpoint.
-    pub(crate) fn is_probe(&self) -> bool {
-        matches!(self.permit, Some(Permit::Probe { .. }))
-    }
-
-    /// The request is being sent.
+    /// The ticket of a call sent now to the endpoint of `core`, with the
+    /// outlier detector's `permit`; counted among the balancer's requests
+    /// in flight too if `counts_total`.
+    ///
+    /// Built whole, rather than made and then marked field by field, for
+    /// the reason [`Flags`] gives.
     #[inline]
-    pub(crate) fn send(&mut self) {
-        if self.counts_total {
-            self.core.telemetry.sent();
+    pub(crate) fn send(
+        core: Arc<Core>,
+        permit: Permit,
+        counts_total: bool,
+        learning: Learning,
+    ) -> Self {
+        if counts_total {
+            core.telemetry.sent();
         }
-        self.core.requests.increment(1);
-        self.in_flight = true;
-        if self.timed {
+        core.requests.increment(1);
+        let sent_at = if learning == Learning::ResponseTime {
             // In `call`, where a Metrics layer above has read the clock
             // already (see `crate::clock`).
-            let telemetry = &self.core.telemetry;
+            let telemetry = &core.telemetry;
             let at = nanos_since(telemetry.base, crate::clock::now());
             telemetry.note_time(at);
             // Zero means "not measured"; a call at the very base instant
             // is measured from a nanosecond later.
-            self.sent_at = at.max(1);
+            at.max(1)
+        } else {
+            0
+        };
+        Ticket {
+            core,
+            permit: Some(permit),
+            flags: Flags::new(counts_total, true, learning != Learning::Nothing),
+            sent_at,
         }
+    }
+
+    /// Whether this call is the probe of an ejected endpoint.
+    fn is_probe(&self) -> bool {
+        matches!(self.permit, Some(Permit::Probe { .. }))
     }
 
     /// The call completed with `outcome`.
     #[inline]
     fn complete(&mut self, outcome: Outcome) {
-        if std::mem::take(&mut self.in_flight) {
-            if self.counts_total {
+        if self.flags.take_in_flight() {
+            if self.flags.counts_total() {
                 self.core.telemetry.answered();
             }
             if self.sent_at != 0 {
@@ -520,7 +564,7 @@ impl Ticket {
                     _ => Observed::Answer,
                 };
                 self.core.observe_since(Some(self.sent_at), observed);
-            } else if self.learns && outcome == Outcome::Failure {
+            } else if self.flags.learns() && outcome == Outcome::Failure {
                 self.core.observe_since(None, Observed::Failure);
             }
         }
@@ -537,13 +581,13 @@ impl Record for Ticket {
     }
 
     fn defer(&mut self) -> Self {
+        // The deferred record now holds the call in flight.
+        let flags = self.flags;
+        self.flags.take_in_flight();
         Ticket {
             core: self.core.clone(),
             permit: self.permit.take(),
-            counts_total: self.counts_total,
-            in_flight: std::mem::take(&mut self.in_flight),
-            learns: self.learns,
-            timed: self.timed,
+            flags,
             sent_at: self.sent_at,
         }
     }
@@ -558,16 +602,17 @@ impl Ticket {
     #[cold]
     #[inline(never)]
     fn dropped_unfinished(&mut self) {
-        if self.in_flight && cut_off::active() {
+        let in_flight = self.flags.in_flight();
+        if in_flight && cut_off::active() {
             // Cut off by the crate's own deadline: the endpoint hung, and
             // outlier detection and the estimate learn it as a failure.
             self.complete(Outcome::Failure);
             return;
         }
-        if self.in_flight && self.counts_total {
+        if in_flight && self.flags.counts_total() {
             self.core.telemetry.answered();
         }
-        if self.in_flight && self.sent_at != 0 {
+        if in_flight && self.sent_at != 0 {
             // A call dropped before its answer (a lost hedge, a caller
             // that gave up) took at least this long: the estimate learns
             // that much. An endpoint slower than the caller's patience
@@ -584,7 +629,7 @@ impl Ticket {
 impl Drop for Ticket {
     #[inline]
     fn drop(&mut self) {
-        if self.in_flight || self.permit.is_some() {
+        if self.flags.in_flight() || self.permit.is_some() {
             self.dropped_unfinished();
         }
     }

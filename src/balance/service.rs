@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::config::{BalanceConfig, Settings, Strategy};
 use super::discover::{ChangeStream, Discovery, Weighted};
-use super::endpoint::{Core, Endpoint, EndpointSnapshot, Ticket, duration_nanos};
+use super::endpoint::{Core, Endpoint, EndpointSnapshot, Learning, Ticket, duration_nanos};
 use super::error::NoEndpointAvailable;
 use super::event::BalanceEvent;
 use super::future::ResponseFuture;
@@ -94,14 +94,27 @@ impl Held {
         }
     }
 
-    /// The call's ticket on `endpoint`, the one at `self.index`.
+    /// Whether the reservation is the probe of an ejected endpoint.
     #[inline]
-    fn into_ticket<K, S>(mut self, endpoint: &Endpoint<K, S>) -> Ticket {
+    fn is_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// Sends the call to `endpoint`, the one at `self.index`: its ticket
+    /// (see [`Ticket::send`]). The reservation is then used up: dropping
+    /// it gives nothing back.
+    #[inline]
+    fn send<K, S>(
+        &mut self,
+        endpoint: &Endpoint<K, S>,
+        counts_total: bool,
+        learning: Learning,
+    ) -> Ticket {
         let core = match self.probe.take() {
             Some(core) => core,
             None => endpoint.core().clone(),
         };
-        Ticket::new(core, self.permit)
+        Ticket::send(core, self.permit, counts_total, learning)
     }
 }
 
@@ -953,28 +966,33 @@ where
         if let Some(hash) = self.hasher.hash(&req) {
             self.steer(hash);
         }
-        let reserved = self.reserved.take().unwrap_or_else(|| {
-            let n = self.snapshot.len();
-            Reserved::Unavailable(Box::new(NoEndpointAvailable::new(n, 0, 0, None)))
-        });
-        match reserved {
-            Reserved::Endpoint { mut service, held } => {
-                let endpoint = self.snapshot.get(held.index);
-                let mut ticket = held.into_ticket(endpoint);
-                if let Strategy::P2cPeakEwma { .. } = self.shared.settings.config.strategy {
-                    // A probe is always timed: its answer restarts the
-                    // estimate.
-                    let rng = &mut self.rng;
-                    ticket.measure(ticket.is_probe() || endpoint.times(|| rng.random()));
+        // Used where it lies, not moved out first: poll_ready has just
+        // written the reservation field by field, and reading it back
+        // whole had to wait for those writes.
+        if let Some(Reserved::Endpoint { service, held }) = &mut self.reserved {
+            let endpoint = self.snapshot.get(held.index);
+            let learning = match self.shared.settings.config.strategy {
+                // A probe is always timed: its answer restarts the
+                // estimate.
+                Strategy::P2cPeakEwma { .. }
+                    if held.is_probe() || endpoint.times(|| self.rng.random()) =>
+                {
+                    Learning::ResponseTime
                 }
-                if self.shared.hashing.load(Relaxed) {
-                    ticket.count_total();
-                }
-                ticket.send();
-                ResponseFuture::called(service.call(req), ticket, self.classifier.clone())
-            }
-            Reserved::Unavailable(error) => ResponseFuture::unavailable(error),
+                Strategy::P2cPeakEwma { .. } => Learning::Failures,
+                _ => Learning::Nothing,
+            };
+            let counts_total = self.shared.hashing.load(Relaxed);
+            let ticket = held.send(endpoint, counts_total, learning);
+            let future = service.call(req);
+            self.reserved = None;
+            return ResponseFuture::called(future, ticket, self.classifier.clone());
         }
+        let error = match self.reserved.take() {
+            Some(Reserved::Unavailable(error)) => error,
+            _ => Box::new(NoEndpointAvailable::new(self.snapshot.len(), 0, 0, None)),
+        };
+        ResponseFuture::unavailable(error)
     }
 }
 
