@@ -411,7 +411,7 @@ impl PeakEwma {
         // apart as close ones time twice as many again.
         let sampling = self.sampling.load(Relaxed);
         let adapted = if since < CLOSE {
-            (sampling << 1 | 1).min(MAX_SAMPLING)
+            ((sampling << 1) | 1).min(MAX_SAMPLING)
         } else if since > 4.0 * CLOSE {
             sampling >> 1
         } else {
@@ -470,9 +470,9 @@ impl Flags {
 
     fn new(counts_total: bool, in_flight: bool, learns: bool) -> Self {
         Flags(
-            u64::from(counts_total) * Self::COUNTS_TOTAL
-                | u64::from(in_flight) * Self::IN_FLIGHT
-                | u64::from(learns) * Self::LEARNS,
+            (u64::from(counts_total) * Self::COUNTS_TOTAL)
+                | (u64::from(in_flight) * Self::IN_FLIGHT)
+                | (u64::from(learns) * Self::LEARNS),
         )
     }
 
