@@ -899,61 +899,57 @@ async fn calls_dropped_at_a_deadline_teach_peak_ewma_the_endpoint_is_slow() {
     assert_eq!(sent.values().sum::<usize>() + timeouts, 300);
 }
 
-/// Endpoints that answer at once on the paused clock: every answer comes
-/// at the same instant as the last, so peak EWMA times one call in eight.
-/// `turned` makes `name` fail (`fails`) or take 50 ms (`slow`).
-fn busy_endpoints(
-    turned: &Arc<AtomicBool>,
+/// A balancer (peak EWMA, seeded with `seed`) over two endpoints that
+/// answer at once on the paused clock: every answer comes at the same
+/// instant as the last, so it times one call in eight. An untried
+/// endpoint's prior is as fast, so that both are tried while the clock
+/// stands still. Setting the flag makes `name` fail (`fails`) or take
+/// 50 ms.
+fn busy_balancer(
     name: &'static str,
     fails: bool,
-) -> Vec<(
-    &'static str,
-    impl Service<(), Response = &'static str, Error = BoxError, Future: Send>
-    + Clone
-    + Send
-    + Sync
-    + 'static,
-)> {
-    ["fast", name]
-        .into_iter()
-        .map(|key| {
-            let turned = turned.clone();
-            let svc = service_fn(move |()| {
-                let turned = key == name && turned.load(Ordering::SeqCst);
-                async move {
-                    if turned && fails {
-                        return Err::<&str, BoxError>("refused".into());
-                    }
-                    if turned {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Ok(key)
+    seed: u64,
+) -> (
+    Arc<AtomicBool>,
+    LoadBalance<
+        &'static str,
+        impl Service<(), Response = &'static str, Error = BoxError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    >,
+) {
+    let turned = Arc::new(AtomicBool::new(false));
+    let endpoints = ["fast", name].map(|key| {
+        let turned = turned.clone();
+        let svc = service_fn(move |()| {
+            let turned = key == name && turned.load(Ordering::SeqCst);
+            async move {
+                if turned && fails {
+                    return Err::<&str, BoxError>("refused".into());
                 }
-            });
-            (key, svc)
-        })
-        .collect()
-}
-
-/// Peak EWMA with an untried endpoint's prior as fast as these answer, so
-/// that both are tried while the clock stands still.
-fn instant_prior() -> Strategy {
-    Strategy::P2cPeakEwma {
+                if turned {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(key)
+            }
+        });
+        (key, svc)
+    });
+    let instant_prior = Strategy::P2cPeakEwma {
         default_rtt: Duration::from_nanos(1),
         decay: Duration::from_millis(200),
-    }
+    };
+    let config = config(instant_prior).seed(seed).no_outlier_detection();
+    (turned, LoadBalance::new(config, endpoints).unwrap())
 }
 
 /// A busy endpoint's calls are timed one in eight, but its failures all
 /// teach peak EWMA: the first one makes it look slow.
 #[tokio::test(start_paused = true)]
 async fn peak_ewma_learns_every_failure_of_a_busy_endpoint() {
-    let turned = Arc::new(AtomicBool::new(false));
-    let lb = LoadBalance::new(
-        config(instant_prior()).no_outlier_detection(),
-        busy_endpoints(&turned, "fails", true),
-    )
-    .unwrap();
+    let (turned, lb) = busy_balancer("fails", true, 7);
     let mut failures = 0;
     for round in 0..400 {
         turned.store(round >= 100, Ordering::SeqCst);
@@ -975,12 +971,7 @@ async fn peak_ewma_learns_every_failure_of_a_busy_endpoint() {
 async fn peak_ewma_sees_a_busy_endpoint_turn_slow_within_a_few_calls() {
     let mut slow_calls = Vec::new();
     for seed in 0..20 {
-        let turned = Arc::new(AtomicBool::new(false));
-        let lb = LoadBalance::new(
-            config(instant_prior()).seed(seed).no_outlier_detection(),
-            busy_endpoints(&turned, "slow", false),
-        )
-        .unwrap();
+        let (turned, lb) = busy_balancer("slow", false, seed);
         let mut slow = 0;
         for round in 0..300 {
             turned.store(round >= 100, Ordering::SeqCst);
