@@ -59,8 +59,9 @@ pub enum Strategy {
     /// answered, which costs more than the rest of the pick. So a busy
     /// endpoint, whose timed answers come within a thousandth of `decay`
     /// of each other (five thousand a second with the default), has one
-    /// call in two, four, up to eight timed: still a thousand answers or
-    /// more per time constant. Its every failure still counts, and every
+    /// call in two, four, up to eight timed, as long as its timed answers
+    /// still come within four thousandths of `decay` of each other: 256
+    /// or more per time constant. Its every failure still counts, and every
     /// call is timed again as soon as a call to any endpoint finds its last
     /// timed answer four thousandths of `decay` old (as when it turned
     /// slow).

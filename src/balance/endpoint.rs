@@ -373,7 +373,8 @@ impl PeakEwma {
     /// thousand a second); then one call in two, four, up to eight, as
     /// long as they still do. A timed call reads the clock twice, which
     /// costs more than the rest of a pick, and a busy endpoint's estimate
-    /// still has a thousand answers or more per time constant.
+    /// still has 256 timed answers or more per time constant (fewer halve
+    /// the sampling, see [`PeakEwma::observe`]).
     ///
     /// Every call is timed again once the balancer's latest reading of the
     /// clock, `latest` (nanoseconds since its base), is four thousandths
@@ -394,6 +395,9 @@ impl PeakEwma {
         self.sampling.store(0, Relaxed);
     }
 
+    /// Takes in a response time of `rtt` at `now`, and times more or
+    /// fewer calls as the timed answers come farther apart or closer
+    /// together (see [`PeakEwma::times`]).
     fn observe(&self, rtt: f64, now: u64, rate: f64) {
         let estimate = f64::from_bits(self.estimate.load(Relaxed));
         let since = self.since_update(now, rate);
