@@ -472,10 +472,11 @@ impl Flags {
     /// EWMA): its response time if it is timed, a failure if not.
     const LEARNS: u64 = 1 << 2;
 
-    fn new(counts_total: bool, in_flight: bool, learns: bool) -> Self {
+    /// The flags of a call just sent: in flight.
+    fn sent(counts_total: bool, learns: bool) -> Self {
         Flags(
-            (u64::from(counts_total) * Self::COUNTS_TOTAL)
-                | (u64::from(in_flight) * Self::IN_FLIGHT)
+            Self::IN_FLIGHT
+                | (u64::from(counts_total) * Self::COUNTS_TOTAL)
                 | (u64::from(learns) * Self::LEARNS),
         )
     }
@@ -544,7 +545,7 @@ impl Ticket {
         Ticket {
             core,
             permit: Some(permit),
-            flags: Flags::new(counts_total, true, learning != Learning::Nothing),
+            flags: Flags::sent(counts_total, learning != Learning::Nothing),
             sent_at,
         }
     }
