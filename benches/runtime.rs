@@ -5,10 +5,17 @@
 //! plumbing cost; this one keeps them, so its figures are the ones a user
 //! sees. Subtract the bare `service_fn` for a layer's own cost.
 //!
+//! The rows named `reference:` are peers measured in the same run, so that
+//! a figure can be read against theirs on a machine whose speed moves from
+//! day to day: tower's own `Timeout`, recloser's breaker, and
+//! tower-resilience's Retry + CircuitBreaker + TimeLimiter (each with its
+//! defaults, over the same inner service).
+//!
 //! Run with `cargo bench --bench runtime`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
 use std::hint::black_box;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -41,6 +48,45 @@ async fn drive<S: Service<u64>>(svc: &mut S, iters: u64) -> Duration {
     start.elapsed()
 }
 
+/// recloser's breaker as a tower service: it wraps futures, not services.
+#[derive(Clone)]
+struct Reclosed<S> {
+    inner: S,
+    breaker: recloser::AsyncRecloser,
+}
+
+impl<S: Service<u64>> Service<u64> for Reclosed<S> {
+    type Response = S::Response;
+    type Error = recloser::Error<S::Error>;
+    type Future = recloser::RecloserFuture<S::Future, recloser::AnyError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(recloser::Error::Inner)
+    }
+
+    fn call(&mut self, request: u64) -> Self::Future {
+        self.breaker.call(self.inner.call(request))
+    }
+}
+
+/// tower-resilience's Retry + CircuitBreaker + TimeLimiter, each with its
+/// defaults, over `inner`.
+fn tower_resilience_stack<S>(inner: S) -> impl Service<u64, Response = u64>
+where
+    S: Service<u64, Response = u64, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    use tower_resilience::circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer as Breaker};
+    use tower_resilience::retry::RetryLayer as Retry;
+    use tower_resilience::timelimiter::{TimeLimiterError, TimeLimiterLayer as TimeLimiter};
+    type Error = CircuitBreakerError<TimeLimiterError<BoxError>>;
+    ServiceBuilder::new()
+        .layer(Retry::<u64, u64, Error>::exponential_backoff().build())
+        .layer(Breaker::standard().build().unwrap())
+        .layer(TimeLimiter::standard().build())
+        .service(inner)
+}
+
 fn bench<S: Service<u64>>(c: &mut Criterion, rt: &Runtime, name: &str, mut svc: S) {
     c.bench_function(name, |b| {
         b.iter_custom(|iters| rt.block_on(drive(&mut svc, iters)))
@@ -68,6 +114,15 @@ fn runtime(c: &mut Criterion) {
 
     bench(c, &rt, "bare service_fn", echo());
     bench(c, &rt, "circuit breaker closed", breaker().layer(echo()));
+    bench(
+        c,
+        &rt,
+        "reference: recloser, closed",
+        Reclosed {
+            inner: echo(),
+            breaker: recloser::AsyncRecloser::from(recloser::Recloser::default()),
+        },
+    );
     bench(c, &rt, "timeout", timeout().layer(echo()));
     bench(
         c,
@@ -119,6 +174,12 @@ fn runtime(c: &mut Criterion) {
             .unwrap()
             .balance((0..4).map(|i| (i, echo())))
             .unwrap(),
+    );
+    bench(
+        c,
+        &rt,
+        "reference: tower-resilience Retry + CircuitBreaker + TimeLimiter",
+        tower_resilience_stack(echo()),
     );
     #[cfg(feature = "bulkhead")]
     {
